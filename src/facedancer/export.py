@@ -1,0 +1,48 @@
+"""ONNX export of the generator with a dynamic batch, for onnxruntime and other runtimes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from facedancer.atomic import atomic_path
+from facedancer.errors import FacedancerError
+from facedancer.nn import Generator
+
+INPUT_NAMES = ("target", "identity")
+OUTPUT_NAME = "swap"
+
+
+def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path:
+    """Write ``generator`` as ONNX: inputs ``target`` (B,3,S,S) in [-1,1] and ``identity`` (B,D); output ``swap``.
+
+    Uses the dynamo exporter (torch >= 2.9 default, needs onnxscript); the batch axis is dynamic and the
+    weights are stored inside the file so that it is self-contained.
+    """
+    try:
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise FacedancerError("ONNX export needs the 'export' extra: pip install 'facedancer[export]'") from None
+    cfg = generator.config
+    generator = generator.eval()
+    x = torch.zeros(2, 3, cfg.image_size, cfg.image_size)
+    z = torch.zeros(2, cfg.identity_dim)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    path = Path(path)
+    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            generator,
+            (x, z),
+            str(tmp),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"x": {0: batch}, "z": {0: batch}},
+            opset_version=opset,
+            external_data=False,
+        )
+    return path

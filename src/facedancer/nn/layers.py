@@ -1,0 +1,104 @@
+"""Building blocks of the FaceDancer generator and discriminator (PAPER.md §1.3-1.4).
+
+Every choice here mirrors the official Keras code, because the paper's numbers were produced by it:
+InstanceNorm with a learnable affine and eps 1e-3 (tensorflow_addons), AdaIN *without* the usual
+"1 +" on the scale, convolution *before* bilinear upsampling, residual sums without 1/sqrt(2).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LEAKY_SLOPE = 0.2
+IN_EPS = 1e-3
+
+
+def instance_norm(channels: int) -> nn.InstanceNorm2d:
+    """tensorflow_addons.InstanceNormalization: per-sample, per-channel, affine, eps 1e-3."""
+    return nn.InstanceNorm2d(channels, affine=True, eps=IN_EPS)
+
+
+def upsample2x(x: Tensor) -> Tensor:
+    """Keras UpSampling2D(interpolation='bilinear'): half-pixel centres, i.e. align_corners=False."""
+    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+
+class AdaIN(nn.Module):
+    """Style modulation as the official code has it: ``Linear_s(w) * x + Linear_b(w)``.
+
+    It does not normalise (the InstanceNorm in front of it does) and has no "+1" on the scale, so at
+    initialisation the scale is a random, roughly zero-mean vector (PAPER.md §5 row 6).
+    """
+
+    def __init__(self, channels: int, style_dim: int) -> None:
+        super().__init__()
+        self.scale = nn.Linear(style_dim, channels)
+        self.bias = nn.Linear(style_dim, channels)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        return self.scale(w)[:, :, None, None] * x + self.bias(w)[:, :, None, None]
+
+
+class ResDown(nn.Module):
+    """Encoder block: IN -> LReLU -> Conv3x3 -> AvgPool, plus a Conv1x1 -> AvgPool skip."""
+
+    def __init__(self, in_channels: int, out_channels: int, resample: bool = True) -> None:
+        super().__init__()
+        self.resample = resample
+        self.norm = instance_norm(in_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        main = self.conv(F.leaky_relu(self.norm(x), LEAKY_SLOPE))
+        skip = self.skip(x)
+        if self.resample:
+            main, skip = F.avg_pool2d(main, 2), F.avg_pool2d(skip, 2)
+        return main + skip
+
+
+class ResUp(nn.Module):
+    """Decoder block: IN -> AdaIN(w) -> LReLU -> Conv3x3 -> bilinear x2, plus Conv1x1 -> x2 skip."""
+
+    def __init__(self, in_channels: int, out_channels: int, style_dim: int, resample: bool = True) -> None:
+        super().__init__()
+        self.resample = resample
+        self.norm = instance_norm(in_channels)
+        self.adain = AdaIN(in_channels, style_dim)
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        main = self.conv(F.leaky_relu(self.adain(self.norm(x), w), LEAKY_SLOPE))
+        skip = self.skip(x)
+        if self.resample:
+            main, skip = upsample2x(main), upsample2x(skip)
+        return main + skip
+
+
+def keras_init_(module: nn.Module) -> None:
+    """Keras defaults for every Conv/Linear below ``module``: glorot-uniform weights, zero biases.
+
+    PAPER.md §7.3 suggests the author's own PyTorch port may have failed for want of this.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def parameter_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = [
+    "AdaIN",
+    "ResDown",
+    "ResUp",
+    "instance_norm",
+    "keras_init_",
+    "parameter_count",
+    "upsample2x",
+]

@@ -1,0 +1,115 @@
+"""``save_pretrained`` / ``from_pretrained`` for the networks, as in diffusers.
+
+A model is a directory: ``config.json`` (the class and every constructor argument, so the file alone
+rebuilds the network) and ``model.safetensors``. This is the only file access in ``nn``: its own
+weights, through safetensors, which cannot execute code (no pickle, ever).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from facedancer.atomic import atomic_path
+from facedancer.config import from_dict, to_dict
+from facedancer.errors import CheckpointError, ConfigError
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT_VERSION = 1
+
+M = TypeVar("M", bound="Pretrained")
+_CLASSES: dict[str, type[Pretrained]] = {}
+
+
+class Pretrained(nn.Module):
+    """Mixin for a module whose constructor takes one dataclass ``config``."""
+
+    config_class: ClassVar[type]
+    config: Any
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _CLASSES[cls.__name__] = cls
+
+    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (optionally cast, e.g. fp16 for shipping)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in self.state_dict().items()
+        }
+        meta = {"class": type(self).__name__, "format_version": FORMAT_VERSION, **to_dict(self.config)}
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
+        with atomic_path(directory / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return directory
+
+    @classmethod
+    def read_config(cls: type[M], directory: str | Path) -> tuple[type[M], Any]:
+        """The class and validated config a model directory describes, without touching its weights."""
+        config_path = Path(directory) / CONFIG_NAME
+        if not config_path.is_file():
+            raise CheckpointError(f"{directory} is not a facedancer model: {CONFIG_NAME} is missing")
+        try:
+            meta = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{config_path} is unreadable or not JSON: {e}") from None
+        if not isinstance(meta, dict):
+            raise CheckpointError(f"{config_path} must hold a JSON object")
+        name = meta.pop("class", None)
+        meta.pop("format_version", None)
+        target = _CLASSES.get(name) if cls is Pretrained else cls
+        if target is None or (name is not None and name != target.__name__):
+            raise CheckpointError(f"{config_path} describes a {name!r}, not a {cls.__name__}")
+        try:
+            return target, from_dict(target.config_class, meta)
+        except ConfigError as e:
+            raise CheckpointError(f"{config_path}: {e}") from None
+
+    @classmethod
+    def from_pretrained(cls: type[M], directory: str | Path, map_location: str | torch.device = "cpu") -> M:
+        """Rebuild from a model directory; any mismatch is a :class:`CheckpointError` naming it."""
+        target, config = cls.read_config(directory)
+        weights_path = Path(directory) / WEIGHTS_NAME
+        if not weights_path.is_file():
+            raise CheckpointError(f"{directory} is not a facedancer model: {WEIGHTS_NAME} is missing")
+        model = target(config)
+        try:
+            tensors = load_file(str(weights_path), device=str(map_location))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{weights_path} is truncated or corrupt ({e})") from None
+        model.load_weights(tensors, source=weights_path)
+        return model
+
+    def load_weights(self, tensors: dict[str, torch.Tensor], source: str | Path = "weights") -> None:
+        """Load a state dict strictly, with one message listing every missing, extra or mis-shaped tensor."""
+        own = self.state_dict()
+        missing = sorted(set(own) - set(tensors))
+        extra = sorted(set(tensors) - set(own))
+        shapes = [
+            f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+            for k, v in own.items()
+            if k in tensors and tensors[k].shape != v.shape
+        ]
+        problems = [
+            f"{label}: {_brief(items)}"
+            for label, items in (("missing tensors", missing), ("unexpected tensors", extra), ("wrong shapes", shapes))
+            if items
+        ]
+        if problems:
+            raise CheckpointError(f"{source} does not fit {type(self).__name__}: " + "; ".join(problems))
+        self.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+
+
+def _brief(items: list[str], limit: int = 4) -> str:
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
