@@ -75,20 +75,45 @@ def statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``, the Fréchet distance of two Gaussians."""
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """``tr((S1 S2)^(1/2))`` with scipy's symmetric eigensolver.
+
+    With ``R = S1^(1/2)`` (symmetric, from ``eigh``), ``S1 S2`` has the eigenvalues of the symmetric PSD
+    ``R S2 R``, so the trace of its square root is the sum of their square roots: the same number as
+    ``trace(scipy.linalg.sqrtm(S1 @ S2))`` (checked in the tests), real by construction, and several
+    times faster than ``sqrtm``'s complex Schur form on 2048x2048.
+    """
     import scipy.linalg
 
-    covmean, _ = scipy.linalg.sqrtm(sigma1 @ sigma2, disp=False)
-    if not np.isfinite(covmean).all():
-        # a singular product (fewer samples than dimensions): regularise as TF-FID's reference code does
-        offset = np.eye(len(sigma1)) * 1e-6
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
-    covmean = np.real(covmean)
+    w, v = scipy.linalg.eigh(sigma1)
+    root = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return float(np.sqrt(np.clip(scipy.linalg.eigvalsh(root @ sigma2 @ root), 0.0, None)).sum())
+
+
+def _trace_sqrt_product_of_samples(a: np.ndarray, b: np.ndarray) -> float:
+    """``tr((Sa Sb)^(1/2))`` from the samples, for sets smaller than the feature dimension.
+
+    ``Sa Sb = A^T A B^T B / c`` (A, B centred, ``c = (na - 1)(nb - 1)``) has the non-zero eigenvalues of
+    ``(A B^T)(A B^T)^T / c``, so the trace is the nuclear norm of ``A B^T / sqrt(c)``: an na x nb SVD
+    instead of 2048x2048 eigenproblems, exactly the same value.
+    """
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    return float(np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((len(a) - 1) * (len(b) - 1)))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """``|mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2))``, the Fréchet distance of two Gaussians."""
     diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * _trace_sqrt_product(sigma1, sigma2))
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two sets of Inception features."""
-    return frechet_distance(*statistics(features_a), *statistics(features_b))
+    """FID between two sets of Inception features (N, D), N >= 2 each."""
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if max(len(a), len(b)) > a.shape[1]:
+        return frechet_distance(*statistics(a), *statistics(b))
+    if min(len(a), len(b)) < 2:
+        raise ValueError("FID needs at least two images per set")
+    diff = a.mean(axis=0) - b.mean(axis=0)
+    traces = a.var(axis=0, ddof=1).sum() + b.var(axis=0, ddof=1).sum()
+    return float(diff @ diff + traces - 2.0 * _trace_sqrt_product_of_samples(a, b))

@@ -154,7 +154,7 @@ def validate_fid(
     features: InceptionFeatures,
     paths: Sequence[Path],
     per_half: int,
-    blur_sigma: float = 2.0,
+    blur_sigma: float = 3.0,
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = False,
