@@ -20,7 +20,6 @@ from rich.console import Console
 from facedancer.eval import DlibRecogniser
 from facedancer.eval.datasets import identity_folders
 from facedancer.eval.validate import validate_retrieval
-from facedancer.faces import YuNetDetector
 
 SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared")
 
@@ -36,7 +35,7 @@ def main() -> None:
     if args.people:
         names = sorted(np.random.default_rng(args.seed).choice(sorted(people), args.people, replace=False))
         people = {n: people[n] for n in names}
-    r = validate_retrieval(DlibRecogniser(), YuNetDetector(), people, seed=args.seed, progress=True)
+    r = validate_retrieval(DlibRecogniser(), people, seed=args.seed, progress=True)
     Console().print(
         f"LFW retrieval (dlib ResNet): {r.people} probes, gallery {r.gallery} photos, {r.missed} without a face\n"
         f"top-1 {100 * r.top1:.2f}%   mean cosine probe-gallery: same person {r.mean_cosine_same:.3f}, "

@@ -46,7 +46,7 @@ def test_lfw_retrieval_is_reliable(recogniser, lfw):
     people = identity_folders(lfw, min_images=2)
     names = np.random.default_rng(0).choice(sorted(people), PEOPLE, replace=False)
     subset = {n: people[n][:MAX_PHOTOS] for n in names}
-    r = validate_retrieval(recogniser, YuNetDetector(), subset, seed=0)
+    r = validate_retrieval(recogniser, subset, seed=0)
     print(
         f"LFW subset: {r.people} probes, gallery {r.gallery}, top-1 {100 * r.top1:.1f}%, "
         f"cosine same {r.mean_cosine_same:.3f} vs others {r.mean_cosine_other:.3f}"

@@ -3,10 +3,13 @@
 import numpy as np
 import pytest
 
+from facedancer import assets
 from facedancer.eval import mae_per_angle, pose_error
 from facedancer.eval.datasets import central_face, read_rgb
 from facedancer.eval.validate import validate_pose
 from facedancer.faces import YuNetDetector
+
+from .conftest import FSANET_FILES
 
 SUBSET = 200
 #: the acceptance bound of issue 5: mean MAE over yaw, pitch and roll, in degrees
@@ -50,6 +53,17 @@ def test_mirroring_flips_yaw_and_roll_but_not_pitch(tddfa, fsanet, aflw):
         a, b = np.array(pairs).transpose(1, 0, 2)
         assert np.abs(a[:, 0]).mean() > 20  # real yaw
         assert mae_per_angle(b * [-1, 1, -1], a)["mean"] < 4.0, type(estimator).__name__
+
+
+def test_fsanet_weights_resolve_through_the_registry(fsanet_dir, aflw):
+    from facedancer.eval import FSANet
+
+    for name, filename in FSANET_FILES.items():
+        assets.add(name, fsanet_dir / filename)
+    image = read_rgb(aflw[0].image)
+    found = YuNetDetector().detect(image)
+    pose = FSANet().predict(image, found.boxes[:1])
+    assert pose.shape == (1, 3) and np.abs(pose - aflw[0].pose).max() < 15
 
 
 def test_pose_error_is_l2_in_degrees():

@@ -4,6 +4,8 @@ A swap should keep the target's head pose; following FaceShifter, SimSwap and Hi
 the error is the L2 distance between the (yaw, pitch, roll) Euler angles, in degrees, of target and swap.
 Every estimator here reports angles in one convention, that of AFLW2000-3D's ``Pose_Para`` (the labels
 both estimators were trained on), so their outputs are comparable with each other and with the dataset.
+As seen in the image: yaw > 0 turns the face towards the image's left, pitch > 0 raises the chin, roll > 0
+turns the face clockwise (read off AFLW2000-3D's labelled landmarks).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from facedancer.eval.fsanet import FSANet, crop_box
 from facedancer.eval.identity import Recogniser, cosine_similarity, nearest_identity
 from facedancer.eval.pose import PoseEstimator, mae_per_angle
 from facedancer.eval.tddfa import TDDFA, roi_from_landmarks
-from facedancer.faces import FaceDetector
+from facedancer.faces import FaceDetector, YuNetDetector
 
 BoxSource = Literal["detector", "landmarks"]
 
@@ -64,6 +64,7 @@ def validate_pose(
     found by ``detector``, cropped by each estimator's own rule. ``"landmarks"`` is each estimator's
     published protocol, cropping from the data set's landmarks.
     """
+    detector = detector or YuNetDetector()
     predicted: dict[str, list[np.ndarray]] = {name: [] for name in estimators}
     truth, missed = [], 0
     for sample in _progress(samples, f"pose ({boxes})", progress):
@@ -98,12 +99,16 @@ class RetrievalValidation:
 
 def validate_retrieval(
     recogniser: Recogniser,
-    detector: FaceDetector,
     people: dict[str, list[Path]],
+    detector: FaceDetector | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> RetrievalValidation:
-    """Probe = one seeded photo per person, gallery = all their other photos: top-1 nearest identity."""
+    """Probe = one seeded photo per person, gallery = all their other photos: top-1 nearest identity.
+
+    Faces are ``detector``'s (YuNet by default) nearest the image centre, the labelled face in LFW.
+    """
+    detector = detector or YuNetDetector()
     rng = np.random.default_rng(seed)
     jobs = []  # (person index, is probe, path)
     for i, paths in enumerate(people.values()):
