@@ -37,7 +37,7 @@ def test_landmark_mask_covers_the_face_and_nothing_at_the_crop_edge():
     assert border.max() < 0.012  # the crop's square does not show (the official rectangle: 0.022)
     assert mask[128, :25].max() < 0.01 and mask[128, -25:].max() < 0.01  # background beside the cheeks kept
     assert mask[:50].max() < 0.05  # hair above the brows kept
-    turned = TEMPLATE_256 + [[25, 0], [10, 0], [30, 0], [25, 0], [10, 0]]  # a face turned to one side
+    turned = TEMPLATE_256 + np.array([[25, 0], [10, 0], [30, 0], [25, 0], [10, 0]])  # a face turned to one side
     assert landmark_mask(turned)[128, 40] < mask[128, 40]  # the far cheek's side shrinks
     with pytest.raises(ValueError):
         face_mask("landmarks", 256)
@@ -83,8 +83,13 @@ def real_faces(shared, lfw) -> list[tuple[np.ndarray, np.ndarray]]:
 
 @pytest.mark.parametrize(
     "config",
-    [BlendConfig(), BlendConfig(colour=False), BlendConfig("rect-image", False), BlendConfig("rect-video", False)]
-    + [BlendConfig(poisson=True)],
+    [
+        BlendConfig(),
+        BlendConfig(colour=False),
+        BlendConfig("rect-image", colour=False),
+        BlendConfig("rect-video", colour=False),
+        BlendConfig(poisson=True),
+    ],
     ids=["default", "landmarks", "rect-image", "rect-video", "poisson"],
 )
 def test_pasting_back_the_aligned_crop_reproduces_the_frame(real_faces, config):
@@ -103,7 +108,8 @@ def test_pasting_back_the_aligned_crop_reproduces_the_frame(real_faces, config):
         worst.append(diff[alpha > 0].max())
     print(
         f"\n{config}: {len(outside)} faces; |out - in| outside the mask mean {np.mean(outside):.5f}, "
-        f"inside (mask-weighted) mean {np.mean(inside):.3f} max-face {np.max(inside):.3f}, worst pixel {np.max(worst):.0f}"
+        f"inside (mask-weighted) mean {np.mean(inside):.3f} max-face {np.max(inside):.3f}, "
+        f"worst pixel {np.max(worst):.0f}"
     )
     assert np.max(outside) < 1 / 255
     # two bilinear resamplings (frame -> crop -> frame) soften edges slightly; a misplaced paste would be ~10

@@ -3,7 +3,7 @@
 A swap of one frame, in the order the swapper calls these::
 
     faces = detector.detect(frame)                      # YuNetDetector or RetinaFaceDetector: Detections
-    tracked = tracker.update(faces)                     # video only: FaceTracker, smoothed points, stable ids
+    tracked = tracker.update(faces, frame)              # video only: FaceTracker, smoothed points, stable ids
     crop, matrix = align(frame, points, 256)            # similarity to the ArcFace template
     generated = generator(crop)                         # (the swapper's job)
     frame = blend_face(frame, generated, matrix, points, BlendConfig())

@@ -41,25 +41,31 @@ def _poisson(face: np.ndarray, base: np.ndarray, alpha: np.ndarray) -> np.ndarra
 
 
 def paste_back(
-    frame: np.ndarray, crop: np.ndarray, matrix: np.ndarray, mask: np.ndarray, poisson: bool = False
+    frame: np.ndarray,
+    crop: np.ndarray,
+    matrix: np.ndarray,
+    mask: np.ndarray,
+    poisson: bool = False,
+    inplace: bool = False,
 ) -> np.ndarray:
-    """``frame`` with ``crop`` (aligned with ``matrix``) blended in through ``mask``; a new array.
+    """``frame`` with ``crop`` (aligned with ``matrix``) blended in through ``mask``.
 
     Crop and mask go back through the exact inverse of the alignment warp, and only the face's bounding
     box is computed, so the cost does not grow with the frame. Where the mask is 0 the frame's pixels
-    are returned unchanged, bit for bit.
+    are returned unchanged, bit for bit. ``inplace`` writes into ``frame`` (no copy of a 4K frame per
+    face) instead of returning a new array.
     """
-    out = frame.copy()
+    out = frame if inplace else frame.copy()
     rows, cols = footprint(matrix, crop.shape[0], *frame.shape[:2])
     if rows.stop <= rows.start or cols.stop <= cols.start:  # the face lies outside the frame
         return out
     face = unwarp(crop, matrix, (rows, cols))
-    alpha = unwarp(mask.astype(np.float32), matrix, (rows, cols))[..., None]
-    base = frame[rows, cols]
+    alpha = unwarp(mask.astype(np.float32), matrix, (rows, cols))
+    base = out[rows, cols]
     if poisson:
         face = _poisson(face, base, alpha)
-    base_f = base.astype(np.float32)
-    out[rows, cols] = np.rint(base_f + alpha * (face.astype(np.float32) - base_f)).astype(np.uint8)
+    # one pass, rounded; weights (0, 1) return ``base`` exactly
+    out[rows, cols] = cv2.blendLinear(face, base, alpha, 1.0 - alpha)
     return out
 
 
@@ -69,14 +75,16 @@ def blend_face(
     matrix: np.ndarray,
     landmarks: np.ndarray,
     config: BlendConfig | None = None,
+    inplace: bool = False,
 ) -> np.ndarray:
     """Composite one generated crop into ``frame``: the swapper's last step for each face.
 
-    ``landmarks`` are the face's five points in frame coordinates (the ones ``matrix`` was fitted to).
+    ``landmarks`` are the face's five points in frame coordinates (the ones ``matrix`` was fitted to);
+    ``inplace`` as in :func:`paste_back`.
     """
     config = config or BlendConfig()
     size = generated.shape[0]
     mask = face_mask(config.mask, size, transform_points(landmarks, matrix))
     if config.colour:
         generated = match_colour(generated, warp(frame, matrix, size), mask)
-    return paste_back(frame, generated, matrix, mask, poisson=config.poisson)
+    return paste_back(frame, generated, matrix, mask, poisson=config.poisson, inplace=inplace)

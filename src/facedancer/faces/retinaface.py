@@ -246,6 +246,10 @@ def load_retinaface(path: str | Path, backbone: Backbone) -> RetinaFace:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a truncated or foreign file: many exception types, one user-facing meaning
         raise CheckpointError(f"{path} is not a RetinaFace state dict: {e}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a RetinaFace state dict: it holds a {type(state).__name__}")
     # checkpoints saved from nn.DataParallel prefix every key with "module."
     state = {k.removeprefix("module."): v for k, v in state.items()}
     model = RetinaFace(RetinaFaceConfig(backbone))
