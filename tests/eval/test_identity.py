@@ -8,7 +8,7 @@ from facedancer.eval.datasets import central_face, identity_folders, read_rgb
 from facedancer.eval.validate import validate_retrieval
 from facedancer.faces import YuNetDetector
 
-PEOPLE = 80  # seeded subset for CI time; benchmarks/bench_identity_lfw.py runs all 610
+PEOPLE = 80  # seeded subset for CI time; benchmarks/bench_retrieval_lfw.py runs all 610
 MAX_PHOTOS = 3  # probe + 2 gallery photos per person
 
 
