@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.table import Table
 
 from facedancer.eval import InceptionFeatures, fid
-from facedancer.eval.datasets import read_rgb
 from facedancer.eval.validate import blur
+from facedancer.io import read_image
 
 SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared")
 
@@ -41,8 +41,8 @@ def main() -> None:
     inception = InceptionFeatures(device=args.device)
     console = Console()
     with console.status("Inception features of the two halves"):
-        feats_a = inception.features((read_rgb(p) for p in half_a), args.batch)
-        images_b = [read_rgb(p) for p in half_b]
+        feats_a = inception.features((read_image(p) for p in half_a), args.batch)
+        images_b = [read_image(p) for p in half_b]
         feats_b = inception.features(iter(images_b), args.batch)
     table = Table(title=f"FID on LFW, {args.per_half} photos per set")
     table.add_column("half A against")

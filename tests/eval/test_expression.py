@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from facedancer.eval import expression_coefficients, expression_error
-from facedancer.eval.datasets import central_face, read_rgb
+from facedancer.eval.datasets import central_face
 from facedancer.faces import YuNetDetector
+from facedancer.io import read_image
 
 
 def test_expression_error_is_l2_of_coefficients():
@@ -23,7 +24,7 @@ def test_expression_survives_re_encoding_but_separates_faces(tddfa, aflw):
     detector = YuNetDetector()
     original, perturbed = [], []
     for sample in aflw[:24]:
-        image = read_rgb(sample.image)
+        image = read_image(sample.image)
         found = detector.detect(image)
         box = found.boxes[central_face(found, image.shape)]
         _, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 70])

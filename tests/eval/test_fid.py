@@ -73,9 +73,9 @@ def test_lfw_halves_are_close_and_blurred_lfw_is_far(inception, lfw):
 
 
 def test_features_are_2048_d_and_batch_invariant(inception, lfw):
-    from facedancer.eval.datasets import read_rgb
+    from facedancer.io import read_image
 
-    images = [read_rgb(p) for p in sorted(lfw.glob("*/*.jpg"))[:3]]
+    images = [read_image(p) for p in sorted(lfw.glob("*/*.jpg"))[:3]]
     one_by_one = np.concatenate([inception([im]) for im in images])
     batched = inception.features(iter(images), batch_size=2)
     assert batched.shape == (3, FEATURE_DIM)

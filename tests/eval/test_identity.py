@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from facedancer.eval import cosine_similarity, mean_cosine, nearest_identity, retrieval_top1
-from facedancer.eval.datasets import central_face, identity_folders, read_rgb
+from facedancer.eval.datasets import central_face, identity_folders
 from facedancer.eval.validate import validate_retrieval
 from facedancer.faces import YuNetDetector
+from facedancer.io import read_image
 
 PEOPLE = 80  # seeded subset for CI time; benchmarks/bench_retrieval_lfw.py runs all 610
 MAX_PHOTOS = 3  # probe + 2 gallery photos per person
@@ -30,15 +31,36 @@ def test_retrieval_metrics_on_known_embeddings():
     np.testing.assert_allclose(cosine_similarity(gallery, gallery).diagonal(), 1.0)
 
 
-def test_box_and_chip_paths_agree(recogniser, lfw):
-    image = read_rgb(next(iter(sorted(lfw.glob("*/*.jpg")))))
+def _central(image):
     found = YuNetDetector().detect(image)
-    box = found.boxes[central_face(found, image.shape)][None]
-    direct = recogniser.embed(image, box)
-    chips = recogniser.chips(image, box)
+    return found.select([central_face(found, image.shape)])
+
+
+def test_image_and_aligned_paths_agree(recogniser, lfw):
+    image = read_image(sorted(lfw.glob("*/*.jpg"))[0])
+    face = _central(image)
+    direct = recogniser.embed(image, face)
+    chips = recogniser.aligned(image, face)
     assert direct.shape == (1, 128) and chips[0].shape == (150, 150, 3)
-    np.testing.assert_allclose(recogniser.embed_chips(chips), direct, atol=1e-5)
+    np.testing.assert_allclose(recogniser.embed_aligned(chips), direct, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(direct, axis=1), 1.0)
+
+
+def test_identity_encoders_plug_in_as_recognisers(lfw):
+    """The hook for the paper's CosFace/ArcFace iResNet (user weights), exercised with SFace."""
+    from facedancer.eval import EncoderRecogniser
+    from facedancer.identity import load_encoder
+
+    people = identity_folders(lfw, min_images=2)
+    names = np.random.default_rng(1).choice(sorted(people), 30, replace=False)
+    recogniser = EncoderRecogniser(load_encoder("sface"))
+    image = read_image(people[names[0]][0])
+    crops = recogniser.aligned(image, _central(image))
+    assert crops[0].shape == (112, 112, 3)
+    np.testing.assert_allclose(recogniser.embed_aligned(crops), recogniser.embed(image, _central(image)))
+    r = validate_retrieval(recogniser, {n: people[n][:3] for n in names}, seed=0)
+    print(f"SFace via EncoderRecogniser on LFW subset: top-1 {100 * r.top1:.1f}% of {r.people}")
+    assert r.top1 >= 0.9
 
 
 def test_lfw_retrieval_is_reliable(recogniser, lfw):

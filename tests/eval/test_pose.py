@@ -5,9 +5,10 @@ import pytest
 
 from facedancer import assets
 from facedancer.eval import mae_per_angle, pose_error
-from facedancer.eval.datasets import central_face, read_rgb
+from facedancer.eval.datasets import central_face
 from facedancer.eval.validate import validate_pose
 from facedancer.faces import YuNetDetector
+from facedancer.io import read_image
 
 from .conftest import FSANET_FILES
 
@@ -40,7 +41,7 @@ def test_mirroring_flips_yaw_and_roll_but_not_pitch(tddfa, fsanet, aflw):
     for estimator in (tddfa, fsanet):
         pairs = []
         for sample in [s for s in aflw if s.within_99deg and 20 < abs(s.pose[0]) < 70][:15]:
-            image = read_rgb(sample.image)
+            image = read_image(sample.image)
             mirrored = np.ascontiguousarray(image[:, ::-1])
             found, found_m = detector.detect(image), detector.detect(mirrored)
             i, j = central_face(found, image.shape), central_face(found_m, image.shape)
@@ -60,7 +61,7 @@ def test_fsanet_weights_resolve_through_the_registry(fsanet_dir, aflw):
 
     for name, filename in FSANET_FILES.items():
         assets.add(name, fsanet_dir / filename)
-    image = read_rgb(aflw[0].image)
+    image = read_image(aflw[0].image)
     found = YuNetDetector().detect(image)
     pose = FSANet().predict(image, found.boxes[:1])
     assert pose.shape == (1, 3) and np.abs(pose - aflw[0].pose).max() < 15

@@ -52,10 +52,10 @@ def test_weights_resolve_through_the_registry(tddfa_dir, aflw):
         TDDFA.load()
     for name, filename in TDDFA_FILES.items():
         assets.add(name, tddfa_dir / filename)
-    from facedancer.eval.datasets import read_rgb
+    from facedancer.io import read_image
 
     sample = aflw[0]
-    params = TDDFA.load().params_from_rois(read_rgb(sample.image), roi_from_landmarks(sample.landmarks68)[None])
+    params = TDDFA.load().params_from_rois(read_image(sample.image), roi_from_landmarks(sample.landmarks68)[None])
     assert params.shape == (1, NUM_PARAMS) and np.isfinite(params).all()
 
 

@@ -10,6 +10,7 @@ from facedancer.eval.fid import InceptionFeatures, fid, frechet_distance, statis
 from facedancer.eval.fsanet import FSANet
 from facedancer.eval.identity import (
     DlibRecogniser,
+    EncoderRecogniser,
     Recogniser,
     cosine_similarity,
     mean_cosine,
@@ -23,6 +24,7 @@ __all__ = [
     "ANGLES",
     "TDDFA",
     "DlibRecogniser",
+    "EncoderRecogniser",
     "FSANet",
     "InceptionFeatures",
     "PoseEstimator",

@@ -6,21 +6,11 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from facedancer.errors import InputError
 from facedancer.faces import Detections
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+from facedancer.io import IMAGE_SUFFIXES
 
 
 def central_face(found: Detections, shape: tuple[int, ...]) -> int | None:

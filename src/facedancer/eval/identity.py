@@ -6,8 +6,10 @@ source's; it also helps to report the mean cosine similarity between swap and so
 recogniser is dlib's 128-d ResNet (CC0 weights from ``face-recognition-models``), independent of both
 the SFace and the ArcFace encoders a FaceDancer model may be trained with.
 
-Any object with ``embed(image, boxes) -> (N, D)`` fits :class:`Recogniser`; an ArcFace/CosFace iResNet
-recogniser for user-supplied weights plugs in there once ``facedancer.identity`` provides the network.
+Any object with ``embed(image, faces) -> (N, D)`` fits :class:`Recogniser`. :class:`EncoderRecogniser`
+wraps any ``facedancer.identity`` encoder, which is how the paper's own choice, a CosFace/ArcFace
+iResNet-50 (arcface_torch layout, the user's ``backbone.pth``), is used:
+``EncoderRecogniser(load_encoder("arcface-iresnet50", "glint360k_cosface_r50/backbone.pth"))``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,23 @@ from __future__ import annotations
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from facedancer import assets
 from facedancer.errors import AssetError
+from facedancer.faces import Detections, align
+from facedancer.identity import IdentityEncoder, from_uint8
 
 CHIP_SIZE = 150  # dlib's aligned face chip
 
 
 class Recogniser(Protocol):
-    def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N, D) unit-length embeddings of the faces in ``boxes`` (N, 4) x1, y1, x2, y2 of an RGB image."""
+    def embed(self, image: np.ndarray, faces: Detections) -> np.ndarray:
+        """(N, D) unit-length embeddings of the detected ``faces`` of an RGB image."""
+        ...
+
+    def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(N, D) unit-length embeddings of RGB face crops already aligned the way this recogniser aligns."""
         ...
 
 
@@ -35,7 +44,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 class DlibRecogniser:
     """dlib's ResNet face recogniser (99.38% on LFW verification): 5 dlib landmarks in the face box,
-    dlib's 150x150 chip alignment, a 128-d descriptor."""
+    dlib's 150x150 chip alignment, a 128-d descriptor. Only the detector's boxes are used."""
 
     dim = 128
 
@@ -55,18 +64,18 @@ class DlibRecogniser:
             shapes.append(self._landmarks(image, rect))
         return shapes
 
-    def embed(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        if len(boxes) == 0:
+    def embed(self, image: np.ndarray, faces: Detections) -> np.ndarray:
+        if len(faces) == 0:
             return np.zeros((0, self.dim))
         image = np.ascontiguousarray(image)
-        return _unit(np.array(self._net.compute_face_descriptor(image, self._shapes(image, boxes))))
+        return _unit(np.array(self._net.compute_face_descriptor(image, self._shapes(image, faces.boxes))))
 
-    def chips(self, image: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
-        """dlib-aligned 150x150 RGB crops of the faces (what :meth:`embed_chips` expects)."""
+    def aligned(self, image: np.ndarray, faces: Detections) -> list[np.ndarray]:
+        """dlib-aligned 150x150 RGB chips of the faces (what :meth:`embed_aligned` expects)."""
         image = np.ascontiguousarray(image)
-        return list(self._dlib.get_face_chips(image, self._shapes(image, boxes), size=CHIP_SIZE))
+        return list(self._dlib.get_face_chips(image, self._shapes(image, faces.boxes), size=CHIP_SIZE))
 
-    def embed_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+    def embed_aligned(self, chips: list[np.ndarray]) -> np.ndarray:
         """(N, 128) embeddings of faces already aligned as dlib's ``get_face_chip`` aligns them."""
         if not chips:
             return np.zeros((0, self.dim))
@@ -74,6 +83,29 @@ class DlibRecogniser:
         if any(c.shape != (CHIP_SIZE, CHIP_SIZE, 3) for c in batch):
             raise ValueError(f"dlib chips must be {CHIP_SIZE}x{CHIP_SIZE} RGB")
         return _unit(np.array(self._net.compute_face_descriptor(batch)))
+
+
+class EncoderRecogniser:
+    """A ``facedancer.identity`` encoder as an evaluation recogniser: ArcFace 112 px alignment from the
+    detector's five points, the raw embedding normalised to unit length."""
+
+    def __init__(self, encoder: IdentityEncoder, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.encoder = encoder.to(self.device).eval()
+        self.dim = encoder.embedding_dim
+
+    def aligned(self, image: np.ndarray, faces: Detections) -> list[np.ndarray]:
+        """ArcFace-template crops of the faces at the encoder's input size."""
+        return [align(image, points, self.encoder.input_size)[0] for points in faces.landmarks]
+
+    def embed(self, image: np.ndarray, faces: Detections) -> np.ndarray:
+        return self.embed_aligned(self.aligned(image, faces))
+
+    @torch.inference_mode()
+    def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, self.dim))
+        return _unit(self.encoder(from_uint8(np.stack(crops)).to(self.device)).cpu().numpy())
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -16,13 +16,14 @@ import cv2
 import numpy as np
 from rich.progress import track
 
-from facedancer.eval.datasets import AflwSample, central_face, read_rgb
+from facedancer.eval.datasets import AflwSample, central_face
 from facedancer.eval.fid import InceptionFeatures, fid
 from facedancer.eval.fsanet import FSANet, crop_box
 from facedancer.eval.identity import Recogniser, cosine_similarity, nearest_identity
 from facedancer.eval.pose import PoseEstimator, mae_per_angle
 from facedancer.eval.tddfa import TDDFA, roi_from_landmarks
 from facedancer.faces import FaceDetector, YuNetDetector
+from facedancer.io import read_image
 
 BoxSource = Literal["detector", "landmarks"]
 
@@ -68,7 +69,7 @@ def validate_pose(
     predicted: dict[str, list[np.ndarray]] = {name: [] for name in estimators}
     truth, missed = [], 0
     for sample in _progress(samples, f"pose ({boxes})", progress):
-        image = read_rgb(sample.image)
+        image = read_image(sample.image)
         if boxes == "detector":
             found = detector.detect(image)
             face = central_face(found, image.shape)
@@ -116,13 +117,13 @@ def validate_retrieval(
         jobs += [(i, j == probe, p) for j, p in enumerate(paths)]
     embeddings, labels, is_probe, missed = [], [], [], 0
     for label, probe, path in _progress(jobs, "identity embeddings", progress):
-        image = read_rgb(path)
+        image = read_image(path)
         found = detector.detect(image)
         face = central_face(found, image.shape)
         if face is None:
             missed += 1
             continue
-        embeddings.append(recogniser.embed(image, found.boxes[face : face + 1])[0])
+        embeddings.append(recogniser.embed(image, found.select([face]))[0])
         labels.append(label)
         is_probe.append(probe)
     emb, labels, is_probe = np.array(embeddings), np.array(labels), np.array(is_probe)
@@ -167,8 +168,8 @@ def validate_fid(
     """FID(half A, half B) against FID(half A, blurred half B) on ``2 * per_half`` seeded photos."""
     chosen = np.random.default_rng(seed).choice(len(paths), 2 * per_half, replace=False)
     half_a, half_b = [paths[i] for i in chosen[:per_half]], [paths[i] for i in chosen[per_half:]]
-    feats_a = features.features((read_rgb(p) for p in _progress(half_a, "FID half A", progress)), batch_size)
-    images_b = [read_rgb(p) for p in half_b]
+    feats_a = features.features((read_image(p) for p in _progress(half_a, "FID half A", progress)), batch_size)
+    images_b = [read_image(p) for p in half_b]
     feats_b = features.features(_progress(images_b, "FID half B", progress), batch_size)
     blurred = (blur(im, blur_sigma) for im in _progress(images_b, "blurred", progress))
     feats_blur = features.features(blurred, batch_size)
