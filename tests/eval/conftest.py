@@ -40,3 +40,52 @@ def aflw(shared: Path):
     from facedancer.eval.datasets import read_aflw2000
 
     return read_aflw2000(shared / "data" / "aflw2000")
+
+
+@pytest.fixture(scope="session")
+def instruments(tddfa):
+    """Every instrument of the evaluation, third-party weights from ../shared."""
+    pytest.importorskip("dlib")
+    from facedancer.eval import DlibRecogniser, InceptionFeatures
+    from facedancer.eval.runner import Instruments
+    from facedancer.faces import YuNetDetector
+
+    return Instruments(YuNetDetector(), DlibRecogniser(), tddfa, tddfa, InceptionFeatures())
+
+
+@pytest.fixture
+def registered_weights(tddfa_dir: Path) -> None:
+    """The 3DDFA_V2 files in this test's asset cache, as ``facedancer models add`` puts them (for CLI runs)."""
+    from facedancer import assets
+
+    for name, filename in TDDFA_FILES.items():
+        assets.add(name, tddfa_dir / filename)
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small randomly initialised SFace-conditioned generator saved as a model directory."""
+    import torch
+
+    from facedancer.nn import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        identity_dim=128,
+        base_channels=8,
+        max_channels=32,
+        mapping_width=32,
+        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
+    )
+    path = tmp_path_factory.mktemp("models") / "random-init"
+    Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
+    return path
+
+
+@pytest.fixture(scope="session")
+def small_videos(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of three short 480x480 talking-head clips (links to ../shared, nothing copied)."""
+    root = tmp_path_factory.mktemp("videos")
+    for name in ("d18", "d19", "d20"):
+        (root / f"{name}.mp4").symlink_to(shared / "data" / "videos" / "liveportrait" / f"{name}.mp4")
+    return root

@@ -1,4 +1,5 @@
-"""Evaluation: the measuring instruments of PAPER.md §4 (identity retrieval, pose, expression, FID).
+"""Evaluation: the measuring instruments of PAPER.md §4 (identity retrieval, pose, expression, FID),
+the protocols that sample (target, source) pairs, and the runner and report behind ``facedancer eval``.
 
 Each instrument is validated on real data in the tests and ``benchmarks/``: pose estimators on
 AFLW2000-3D, the recogniser by retrieval on LFW, FID by its response to blur. Optional dependencies
@@ -13,11 +14,15 @@ from facedancer.eval.identity import (
     EncoderRecogniser,
     Recogniser,
     cosine_similarity,
+    load_recogniser,
     mean_cosine,
     nearest_identity,
     retrieval_top1,
 )
 from facedancer.eval.pose import ANGLES, PoseEstimator, load_estimator, mae_per_angle, pose_error
+from facedancer.eval.protocols import Media, Plan, Sample, SamplingConfig, make_plan
+from facedancer.eval.report import Report, merge
+from facedancer.eval.runner import Instruments, Partial, RunConfig, Shard, run_shard
 from facedancer.eval.tddfa import TDDFA, expression_coefficients
 
 __all__ = [
@@ -27,18 +32,31 @@ __all__ = [
     "EncoderRecogniser",
     "FSANet",
     "InceptionFeatures",
+    "Instruments",
+    "Media",
+    "Partial",
+    "Plan",
     "PoseEstimator",
     "Recogniser",
+    "Report",
+    "RunConfig",
+    "Sample",
+    "SamplingConfig",
+    "Shard",
     "cosine_similarity",
     "expression_coefficients",
     "expression_error",
     "fid",
     "frechet_distance",
     "load_estimator",
+    "load_recogniser",
     "mae_per_angle",
+    "make_plan",
     "mean_cosine",
+    "merge",
     "nearest_identity",
     "pose_error",
     "retrieval_top1",
+    "run_shard",
     "statistics",
 ]

@@ -22,7 +22,7 @@ import torch
 from facedancer import assets
 from facedancer.errors import AssetError
 from facedancer.faces import Detections, align
-from facedancer.identity import IdentityEncoder, from_uint8
+from facedancer.identity import IdentityEncoder, from_uint8, load_encoder
 
 CHIP_SIZE = 150  # dlib's aligned face chip
 
@@ -128,3 +128,11 @@ def retrieval_top1(
 def mean_cosine(swaps: np.ndarray, sources: np.ndarray) -> float:
     """Mean cosine similarity between each swap's embedding and its source's, row by row."""
     return float(np.mean(np.sum(_unit(swaps) * _unit(sources), axis=-1)))
+
+
+def load_recogniser(name: str = "dlib", weights: str | None = None, device: str | torch.device = "cpu") -> Recogniser:
+    """The evaluation recogniser by name: ``dlib`` (default), or a ``facedancer.identity`` encoder name
+    (``arcface-iresnet50`` with the user's CosFace/ArcFace ``backbone.pth`` as ``weights``, ``sface``)."""
+    if name == "dlib":
+        return DlibRecogniser()
+    return EncoderRecogniser(load_encoder(name, weights), device)

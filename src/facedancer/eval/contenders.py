@@ -1,0 +1,127 @@
+"""What an evaluation measures: the models, and two baselines that bracket every metric.
+
+Every contender turns (target frame, target face, source) into one image, and every image is measured
+the same way. Swaps are measured **on the pasted-back image**, what a user of ``facedancer swap`` gets:
+the target face is aligned to the ArcFace template as in the swap pipeline (PAPER.md §3.6), swapped,
+and blended back with the pipeline's own :func:`~facedancer.faces.blend_face` (mask, colour match).
+
+- ``copy-target``: no swap, the target itself. Identity retrieval finds the target, never the source
+  (retrieval's floor); pose and expression error are zero and FID is that of the reals with themselves
+  (their best possible values).
+- ``paste-source``: the source face aligned to the target's five points and blended in exactly as a
+  swap is, without any generator. Retrieval finds the source (its ceiling), while pose and expression
+  are the source's, not the target's (the error a swapper that ignores the target would make).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from facedancer.assets.store import sha256_of
+from facedancer.errors import ConfigError
+from facedancer.faces import BlendConfig, align, blend_face
+from facedancer.nn.pretrained import WEIGHTS_NAME, read_meta
+from facedancer.swap.models import CLASSICAL, CropSwapper, load_crop_swapper, model_directory
+
+COPY_TARGET = "copy-target"
+PASTE_SOURCE = "paste-source"
+Kind = Literal["baseline", "model"]
+
+
+class Contender(Protocol):
+    name: str
+    kind: Kind
+
+    def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> object:
+        """What this contender keeps of a source face (five points ``landmarks`` in ``image``)."""
+        ...
+
+    def render(self, frames: list[np.ndarray], landmarks: list[np.ndarray], sources: list[object]) -> list[np.ndarray]:
+        """Each frame with its face (five points) replaced using the matching prepared source."""
+        ...
+
+    def describe(self) -> dict:
+        """Provenance for the report."""
+        ...
+
+
+class CopyTarget:
+    """The target frame unchanged."""
+
+    name, kind = COPY_TARGET, "baseline"
+
+    def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> None:
+        return None
+
+    def render(self, frames: list[np.ndarray], landmarks: list[np.ndarray], sources: list[object]) -> list[np.ndarray]:
+        return list(frames)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind}
+
+
+class _AlignedSource:
+    """A crop swapper whose "swap" is the aligned source crop itself: no generator at all."""
+
+    name, crop_size = PASTE_SOURCE, 256
+
+    def source(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return align(image, landmarks, self.crop_size)[0]
+
+    def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
+        return np.stack([np.asarray(s) for s in sources])
+
+
+class Swapped:
+    """A crop swapper run as the swap pipeline runs it: align, swap the batch, paste each face back."""
+
+    def __init__(self, swapper: CropSwapper, name: str, kind: Kind, blend: BlendConfig, provenance: dict) -> None:
+        self.swapper, self.name, self.kind, self.blend, self.provenance = swapper, name, kind, blend, provenance
+
+    def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> object:
+        return self.swapper.source(image, landmarks)
+
+    def render(self, frames: list[np.ndarray], landmarks: list[np.ndarray], sources: list[object]) -> list[np.ndarray]:
+        if not frames:
+            return []
+        aligned = [align(f, p, self.swapper.crop_size) for f, p in zip(frames, landmarks, strict=True)]
+        swapped = self.swapper.swap(np.stack([crop for crop, _ in aligned]), sources)
+        return [
+            blend_face(f, s, m, p, self.blend)
+            for f, s, (_, m), p in zip(frames, swapped, aligned, landmarks, strict=True)
+        ]
+
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, **self.provenance}
+
+
+def model_provenance(spec: str) -> dict:
+    """Where a model came from, for the report: its directory, weights digest and identity encoder."""
+    if spec == CLASSICAL:
+        return {"model": CLASSICAL}
+    directory = model_directory(spec)
+    return {
+        "model": str(Path(directory).resolve()),
+        "weights_sha256": sha256_of(Path(directory) / WEIGHTS_NAME),
+        "identity_encoder": read_meta(directory).get("identity_encoder"),
+    }
+
+
+def load_contenders(
+    models: list[str], device: str = "cpu", blend: BlendConfig | None = None, encoder_weights: str | None = None
+) -> list[Contender]:
+    """The two baselines, then one contender per model spec (a model directory, a bundled name or
+    ``classical``), all blended with the same :class:`BlendConfig`."""
+    if len(set(models)) != len(models):
+        raise ConfigError("the same model is named twice")
+    if clash := {COPY_TARGET, PASTE_SOURCE} & set(models):
+        raise ConfigError(f"{clash.pop()} is a baseline name, not a model")
+    blend = blend or BlendConfig()
+    out: list[Contender] = [CopyTarget(), Swapped(_AlignedSource(), PASTE_SOURCE, "baseline", blend, {})]
+    for spec in models:
+        swapper = load_crop_swapper(spec, device, encoder_weights=encoder_weights)
+        out.append(Swapped(swapper, spec, "model", blend, model_provenance(spec)))
+    return out

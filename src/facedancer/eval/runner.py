@@ -1,0 +1,427 @@
+"""Run a plan: swap every sample with every contender and measure targets, sources, swaps and gallery.
+
+A run stores raw measurements (angles, expression coefficients, embeddings, Inception features), not
+scores: scores need the whole plan (FID over all swaps, retrieval against the whole gallery), so they
+are computed by :func:`facedancer.eval.report.merge`, and a single run is simply the merge of its one
+shard. Shards split the samples at multiples of ``batch_size``, so every batch holds the same samples
+as in an unsharded run and the merged report is the same, number for number.
+
+Metrics are taken on the pasted-back image (see :mod:`facedancer.eval.contenders`) at the *target's*
+detected face: the swap is measured where the face was, so an unrecognisable swap still gets a pose,
+an expression and an identity rather than silently dropping out of the average.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from rich.progress import MofNCompleteColumn, Progress
+
+from facedancer import __version__
+from facedancer.atomic import atomic_path
+from facedancer.config import to_dict
+from facedancer.errors import ConfigError, InputError, OutputError
+from facedancer.eval.contenders import Contender, CopyTarget
+from facedancer.eval.fid import FEATURE_DIM, InceptionFeatures
+from facedancer.eval.identity import Recogniser, load_recogniser
+from facedancer.eval.media import pick_face, read_media
+from facedancer.eval.pose import PoseEstimator, load_estimator
+from facedancer.eval.protocols import Media, Plan
+from facedancer.eval.tddfa import TDDFA, angles_from_rotation, expression_coefficients, rotation_from_params
+from facedancer.faces import BlendConfig, Detections, FaceDetector, alignment_matrix, warp
+
+Metric = Literal["id", "pose", "expression", "fid"]
+METRICS: tuple[str, ...] = ("id", "pose", "expression", "fid")
+#: aligned face crop (ArcFace template) whose Inception features enter FID: the face, as the paper's
+#: aligned test frames, not a frame whose unchanged background would dilute the difference
+FID_CROP = 256
+OK = "ok"
+PART_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How samples are swapped and measured (everything that changes the numbers besides the plan)."""
+
+    models: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = METRICS
+    pose_estimator: Literal["3ddfa", "fsanet"] = "3ddfa"
+    recogniser: str = "dlib"
+    recogniser_weights: str | None = None
+    detector: Literal["yunet", "retinaface"] = "yunet"
+    blend: BlendConfig = field(default_factory=BlendConfig)
+    batch_size: int = 16
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if unknown := [m for m in self.metrics if m not in METRICS]:
+            raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        if not self.metrics:
+            raise ConfigError("no metric chosen")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count`` (1-based) of a plan."""
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        k, sep, n = text.partition("/")
+        if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+            raise ConfigError(f"--shard expects K/N with 1 <= K <= N, got {text!r}")
+        return cls(int(k), int(n))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    def _part(self, n: int) -> tuple[int, int]:
+        return n * (self.index - 1) // self.count, n * self.index // self.count
+
+    def samples(self, n: int, batch_size: int) -> range:
+        """This shard's sample indices: whole batches of the unsharded run."""
+        lo, hi = self._part(-(-n // batch_size))
+        return range(lo * batch_size, min(hi * batch_size, n))
+
+    def gallery(self, n: int) -> range:
+        return range(*self._part(n))
+
+
+@dataclass
+class Instruments:
+    """The measuring instruments; a metric whose instrument is None is not measured."""
+
+    detector: FaceDetector
+    recogniser: Recogniser | None = None
+    pose: PoseEstimator | None = None
+    #: expression coefficients; when it is also ``pose``, one forward pass gives both
+    expression: TDDFA | None = None
+    inception: InceptionFeatures | None = None
+
+    @classmethod
+    def load(cls, config: RunConfig) -> Instruments:
+        """The instruments ``config.metrics`` need, weights from the asset registry."""
+        from facedancer.swap.swapper import make_detector
+
+        metrics = set(config.metrics)
+        pose: PoseEstimator | None = None
+        expression = TDDFA.load(device=config.device) if "expression" in metrics else None
+        if "pose" in metrics:
+            pose = expression if expression and config.pose_estimator == "3ddfa" else None
+            pose = pose or load_estimator(config.pose_estimator, config.device)
+        return cls(
+            make_detector(config.detector),
+            load_recogniser(config.recogniser, config.recogniser_weights, config.device) if "id" in metrics else None,
+            pose,
+            expression,
+            InceptionFeatures(device=config.device) if "fid" in metrics else None,
+        )
+
+    def only(self, metrics: Sequence[str]) -> Instruments:
+        """These instruments less those that no metric in ``metrics`` needs."""
+        kept = {
+            "id": self.recogniser if "id" in metrics else None,
+            "pose": self.pose if "pose" in metrics else None,
+            "expression": self.expression if "expression" in metrics else None,
+            "fid": self.inception if "fid" in metrics else None,
+        }
+        if missing := [m for m in metrics if kept[m] is None]:
+            raise ConfigError(f"no instrument to measure {missing[0]!r} with")
+        return Instruments(self.detector, *kept.values())
+
+    def dims(self) -> dict[str, int]:
+        """Width of each measurement this set of instruments takes."""
+        dims = {"pose": 3, "expression": 10, "embedding": getattr(self.recogniser, "dim", 0), "fid": FEATURE_DIM}
+        present = {
+            "pose": self.pose,
+            "expression": self.expression,
+            "embedding": self.recogniser,
+            "fid": self.inception,
+        }
+        return {k: dims[k] for k, v in present.items() if v is not None}
+
+    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Detections]) -> np.ndarray:
+        return np.concatenate([self.recogniser.embed(im, f) for im, f in zip(images, faces, strict=True)])
+
+    def measure(self, images: Sequence[np.ndarray], faces: Sequence[Detections]) -> dict[str, np.ndarray]:
+        """Each measurement of the one face ``faces[i]`` (a single detection) in ``images[i]``."""
+        out = {}
+        params = None
+        if self.expression is not None:
+            params = np.concatenate([self.expression.params(im, f.boxes) for im, f in zip(images, faces, strict=True)])
+            out["expression"] = expression_coefficients(params)
+        if self.pose is not None and self.pose is self.expression:
+            out["pose"] = angles_from_rotation(rotation_from_params(params))
+        elif self.pose is not None:
+            out["pose"] = np.concatenate([self.pose.predict(im, f.boxes) for im, f in zip(images, faces, strict=True)])
+        if self.recogniser is not None:
+            out["embedding"] = self.embed(images, faces)
+        if self.inception is not None:
+            matrices = [alignment_matrix(f.landmarks[0], FID_CROP) for f in faces]
+            crops = [warp(im, m, FID_CROP) for im, m in zip(images, matrices, strict=True)]
+            out["fid"] = self.inception(crops).astype(np.float32)
+        return out
+
+
+@dataclass
+class Partial:
+    """The raw measurements of one shard: enough to merge with the other shards into a report."""
+
+    plan: Plan
+    #: RunConfig as a dict plus the contenders' provenance
+    run: dict
+    shard: Shard
+    #: global indices of this shard's samples and gallery pictures
+    samples: np.ndarray
+    gallery: np.ndarray
+    #: per sample: "ok" or why it was left out
+    status: list[str]
+    #: "target.<m>", "source.embedding", "c<i>.<m>" (contender i), "gallery.embedding", "gallery.ok"
+    arrays: dict[str, np.ndarray]
+    #: versions, device, seconds per stage
+    environment: dict
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "format": PART_FORMAT,
+            "plan": self.plan.to_dict(),
+            "run": self.run,
+            "shard": [self.shard.index, self.shard.count],
+            "status": self.status,
+            "environment": self.environment,
+        }
+        path = Path(path)
+        try:
+            with atomic_path(path) as tmp, tmp.open("wb") as f:
+                np.savez(
+                    f,
+                    meta=np.array(json.dumps(meta)),
+                    samples=self.samples,
+                    gallery=self.gallery,
+                    **{f"m.{k}": v for k, v in self.arrays.items()},
+                )
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Partial:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                meta = json.loads(str(z["meta"]))
+                arrays = {k[2:]: z[k] for k in z.files if k.startswith("m.")}
+                samples, gallery = z["samples"], z["gallery"]
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
+            raise InputError(f"{path} is not a facedancer eval part: {e}") from None
+        if meta.get("format") != PART_FORMAT:
+            raise InputError(f"{path}: eval part format {meta.get('format')!r}, expected {PART_FORMAT}")
+        return cls(
+            Plan.from_dict(meta["plan"]),
+            meta["run"],
+            Shard(*meta["shard"]),
+            samples,
+            gallery,
+            meta["status"],
+            arrays,
+            meta["environment"],
+        )
+
+
+def environment(device: str) -> dict:
+    """Versions of what produced the numbers."""
+    import cv2
+    import torch
+
+    versions = {
+        "facedancer": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+    }
+    for module in ("dlib", "scipy", "onnxruntime"):
+        if module in sys.modules:
+            versions[module] = getattr(sys.modules[module], "__version__", "?")
+    return {"versions": versions, "platform": platform.platform(), "device": device}
+
+
+@dataclass
+class _Source:
+    """A source face, prepared once for every contender."""
+
+    embedding: np.ndarray | None
+    states: list[object]
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] += now - self._last
+        self._last = now
+
+
+class _ShardRun:
+    """The three passes over one shard: sources, samples, gallery. Measurements go into ``arrays``."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        contenders: Sequence[Contender],
+        instruments: Instruments,
+        batch_size: int,
+        indices: range,
+        gallery: range,
+        bar: Progress,
+    ) -> None:
+        self.plan, self.contenders, self.instruments, self.batch_size = plan, contenders, instruments, batch_size
+        self.indices, self.gallery_indices, self.bar, self.clock = indices, gallery, bar, _Clock()
+        self.status = [OK] * len(indices)
+        self.dims = instruments.dims()
+        self.arrays: dict[str, np.ndarray] = {}
+        for prefix in ["target", *(f"c{i}" for i in range(len(contenders)))]:
+            self._allocate(prefix, len(indices), self.dims)
+        if "embedding" in self.dims:
+            self._allocate("source", len(indices), {"embedding": self.dims["embedding"]})
+            self._allocate("gallery", len(gallery), {"embedding": self.dims["embedding"]})
+        self.arrays["gallery.ok"] = np.zeros(len(gallery), bool)
+
+    def _allocate(self, prefix: str, n: int, dims: dict[str, int]) -> None:
+        self.arrays.update({f"{prefix}.{k}": np.full((n, d), np.nan, _dtype(k)) for k, d in dims.items()})
+
+    def _embedding(self, image: np.ndarray, face: Detections) -> np.ndarray | None:
+        return self.instruments.embed([image], [face])[0] if "embedding" in self.dims else None
+
+    def sources(self) -> dict[Media, _Source | None]:
+        """Each distinct source picture read, detected and prepared for every contender once."""
+        wanted = sorted({self.plan.samples[i].source for i in self.indices}, key=_media_order)
+        task = self.bar.add_task("sources", total=len(wanted))
+        out: dict[Media, _Source | None] = {}
+        for start in range(0, len(wanted), self.batch_size):
+            chunk = wanted[start : start + self.batch_size]
+            for media, image in zip(chunk, read_media(chunk), strict=True):
+                self.clock.lap("read")
+                face = pick_face(self.instruments.detector, image, media)
+                self.clock.lap("detect")
+                if face is not None:
+                    states = [c.prepare(image, face.landmarks[0]) for c in self.contenders]
+                    out[media] = _Source(self._embedding(image, face), states)
+                else:
+                    out[media] = None
+                self.clock.lap("sources")
+            self.bar.advance(task, len(chunk))
+        return out
+
+    def samples(self, sources: dict[Media, _Source | None]) -> None:
+        """Every sample swapped by every contender and measured, one batch at a time."""
+        task = self.bar.add_task("samples", total=len(self.indices))
+        for start in range(0, len(self.indices), self.batch_size):
+            rows = range(start, min(start + self.batch_size, len(self.indices)))
+            batch = [self.plan.samples[self.indices[r]] for r in rows]
+            frames = read_media([s.target for s in batch])
+            self.clock.lap("read")
+            keep = []
+            for r, sample, frame in zip(rows, batch, frames, strict=True):
+                face = pick_face(self.instruments.detector, frame, sample.target)
+                if face is None:
+                    self.status[r] = "no face in target"
+                elif sources[sample.source] is None:
+                    self.status[r] = "no face in source"
+                else:
+                    keep.append((r, frame, face, sources[sample.source]))
+            self.clock.lap("detect")
+            if keep:
+                self._measure(*map(list, zip(*keep, strict=True)))
+            self.bar.advance(task, len(rows))
+
+    def _measure(self, rows: list[int], frames: list, faces: list[Detections], prepared: list[_Source]) -> None:
+        target = self.instruments.measure(frames, faces)
+        self.clock.lap("measure")
+        self._store("target", rows, target)
+        if "embedding" in self.dims:
+            self.arrays["source.embedding"][rows] = np.stack([p.embedding for p in prepared])
+        landmarks = [f.landmarks[0] for f in faces]
+        for i, contender in enumerate(self.contenders):
+            if isinstance(contender, CopyTarget):
+                measured = target  # the same pixels: measuring them again would give the same numbers
+            else:
+                images = contender.render(frames, landmarks, [p.states[i] for p in prepared])
+                self.clock.lap(f"render {contender.name}")
+                measured = self.instruments.measure(images, faces)
+                self.clock.lap("measure")
+            self._store(f"c{i}", rows, measured)
+
+    def _store(self, prefix: str, rows: list[int], measured: dict[str, np.ndarray]) -> None:
+        for key, values in measured.items():
+            self.arrays[f"{prefix}.{key}"][rows] = values
+
+    def gallery(self) -> None:
+        """The gallery pictures of this shard: which have a face, and its embedding (only for retrieval)."""
+        if "embedding" not in self.dims:
+            return
+        task = self.bar.add_task("gallery", total=len(self.gallery_indices))
+        for start in range(0, len(self.gallery_indices), self.batch_size):
+            chunk = [self.plan.gallery[g] for g in self.gallery_indices[start : start + self.batch_size]]
+            for j, (media, image) in enumerate(zip(chunk, read_media(chunk), strict=True), start):
+                face = pick_face(self.instruments.detector, image, media)
+                self.arrays["gallery.ok"][j] = face is not None
+                if face is not None:
+                    self.arrays["gallery.embedding"][j] = self._embedding(image, face)
+            self.clock.lap("gallery")
+            self.bar.advance(task, len(chunk))
+
+
+def run_shard(
+    plan: Plan,
+    contenders: Sequence[Contender],
+    instruments: Instruments,
+    config: RunConfig,
+    shard: Shard = Shard(),
+    progress: bool = False,
+) -> Partial:
+    """Swap and measure one shard of ``plan`` (the whole plan with the default shard)."""
+    started = time.perf_counter()
+    indices = shard.samples(len(plan.samples), config.batch_size)
+    gallery = shard.gallery(len(plan.gallery))
+    bar = Progress(*Progress.get_default_columns(), MofNCompleteColumn(), disable=not progress)
+    run = _ShardRun(plan, contenders, instruments.only(config.metrics), config.batch_size, indices, gallery, bar)
+    with bar:
+        run.samples(run.sources())
+        run.gallery()
+    env = environment(config.device)
+    env.update(seconds=dict(run.clock.seconds), wall_seconds=time.perf_counter() - started)
+    return Partial(
+        plan,
+        {**to_dict(config), "contenders": [c.describe() for c in contenders]},
+        shard,
+        np.array(indices, np.int64),
+        np.array(gallery, np.int64),
+        run.status,
+        run.arrays,
+        env,
+    )
+
+
+def _dtype(metric: str) -> type:
+    return np.float32 if metric == "fid" else np.float64
+
+
+def _media_order(media: Media) -> tuple:
+    """Pictures of one video next to each other, in frame order, so each video is decoded once per batch."""
+    return (media.path, -1 if media.frame is None else media.frame)

@@ -1,0 +1,94 @@
+"""``facedancer eval`` as users run it: a full report for a random-init checkpoint, dry runs, clear errors."""
+
+import csv
+import json
+import math
+import sys
+
+import pytest
+
+from facedancer.cli import main
+
+SAMPLES = 20
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Call the CLI's ``main`` in-process: (exit code, stdout, stderr)."""
+
+    def call(*args):
+        monkeypatch.setattr(sys, "argv", ["facedancer", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_report_for_a_random_init_checkpoint_beside_classical(run, lfw, random_model, registered_weights, tmp_path):
+    """The whole pipeline on CPU: 20 LFW samples, all four metrics, a model and classical compared."""
+    pytest.importorskip("dlib")
+    out = tmp_path / "report"
+    args = ["eval", "folders", lfw, "-o", out, "--samples", SAMPLES, "--gallery-per-identity", 2, "--seed", 7]
+    code, stdout, err = run(*args, "--model", random_model, "--compare", "classical")
+    assert code == 0, err
+    report = json.loads((out / "report.json").read_text())
+    assert report["sampling"]["seed"] == 7 and report["sampling"]["samples"] == SAMPLES
+    assert report["run"]["metrics"] == ["id", "pose", "expression", "fid"]
+    assert report["shards"][0]["versions"]["torch"]
+    results = {r["name"]: r for r in report["results"]}
+    assert list(results) == ["copy-target", "paste-source", str(random_model), "classical"]
+    for name, r in results.items():
+        assert r["samples"] >= SAMPLES - 1, name
+        for key in ("id_retrieval", "id_cosine_source", "pose_error", "expression_error", "fid"):
+            assert math.isfinite(r[key]), (name, key)
+    assert results["copy-target"]["fid"] < 1e-6 and results["copy-target"]["pose_error"] == 0
+    # a random generator paints no face of the source: it must not be mistaken for one
+    assert results[str(random_model)]["id_retrieval"] < results["paste-source"]["id_retrieval"]
+    assert results[str(random_model)]["fid"] > results["classical"]["fid"]
+    with (out / "samples.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * SAMPLES and {r["model"] for r in rows} == set(results)
+    table = (out / "report.md").read_text()
+    assert table in stdout + "\n" and "| classical |" in table and "| copy-target (baseline) |" in table
+
+
+def test_dry_run_prints_the_plan_without_loading_models(run, lfw, tmp_path):
+    args = ["--samples", 12, "--shard", "2/3", "--batch-size", 4, "--dry-run"]
+    code, out, err = run("eval", "folders", lfw, "-o", tmp_path, *args)
+    assert code == 0, err
+    assert "12 samples of 24 identities" in out and "shard 2/3: samples 4..7 (4)" in out
+    assert "target " in out and "<- source " in out and not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--shard", "3/2"], "K/N"),
+        (["--metrics", "id,speed"], "unknown metric 'speed'"),
+        (["--frames-per-video", "3"], "videos protocol only"),
+        (["--model", "no/such/model"], "unknown model"),
+        (["--samples", "0"], "at least 1"),
+    ],
+)
+def test_mistakes_are_one_line_errors(run, lfw, tmp_path, args, message):
+    code, _, err = run("eval", "folders", lfw, "-o", tmp_path / "r", *args)
+    assert code == 2 and message in _one_line(err)
+
+
+def test_aflw2000_needs_sources_and_merge_needs_parts(run, shared, tmp_path):
+    code, _, err = run("eval", "aflw2000", shared / "data" / "aflw2000", "-o", tmp_path / "r", "--dry-run")
+    assert code == 2 and "--sources" in _one_line(err)
+    (tmp_path / "part.npz").write_bytes(b"junk")
+    code, _, err = run("eval", "merge", tmp_path / "part.npz", "-o", tmp_path / "r")
+    assert code == 2 and "not a facedancer eval part" in _one_line(err)
