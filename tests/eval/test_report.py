@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from facedancer.cli import app
 from facedancer.errors import InputError
 from facedancer.eval.contenders import load_contenders
 from facedancer.eval.protocols import SamplingConfig, make_plan
@@ -27,7 +29,7 @@ def test_baselines_bracket_retrieval_and_pose_on_lfw(lfw, instruments):
     plan = make_plan(SamplingConfig("folders", str(lfw), samples=LFW_SAMPLES, gallery_per_identity=2))
     config = RunConfig(metrics=("id", "pose"))
     report = merge([run_shard(plan, load_contenders([]), instruments, config)])
-    copy, paste = report.scores()
+    copy, paste = report.results
     print(json.dumps([copy, paste], indent=1))
     assert copy["samples"] >= LFW_SAMPLES - 2
     assert copy["id_retrieval"] <= 5 and copy["id_retrieved_target"] >= 90
@@ -48,8 +50,12 @@ def test_shards_merge_into_the_single_run(small_videos, instruments, random_mode
     ]
     parts = [Partial.load(p) for p in paths]
     merged = merge(parts)
+    cli = CliRunner().invoke(app, ["eval", "merge", *map(str, paths), "-o", str(tmp_path / "report")])
+    assert cli.exit_code == 0, cli.output
+    written = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert written["results"] == json.loads(json.dumps(single.summary()["results"]))
 
-    assert merged.scores() == single.scores()
+    assert merged.results == single.results
     assert merged.rows() == single.rows()
     summary = merged.summary()
     assert [s["shard"] for s in summary["shards"]] == ["1/2", "2/2"]

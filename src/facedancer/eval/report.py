@@ -17,6 +17,7 @@ Scores (PAPER.md §4.1), per contender, over the samples whose target and source
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections import Counter
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from facedancer.atomic import atomic_path
+from facedancer.config import to_dict
 from facedancer.errors import InputError, OutputError
 from facedancer.eval.expression import expression_error
 from facedancer.eval.fid import fid
@@ -58,9 +60,10 @@ class Report:
     def names(self) -> list[str]:
         return [c["name"] for c in self.run["contenders"]]
 
-    def scores(self) -> list[dict]:
+    @functools.cached_property
+    def results(self) -> list[dict]:
         """Per contender: the aggregate scores."""
-        per = self._per_sample()
+        per = self.per_sample
         ok = np.array(self.status) == OK
         out = []
         for i, contender in enumerate(self.run["contenders"]):
@@ -83,7 +86,8 @@ class Report:
             out.append(row)
         return out
 
-    def _per_sample(self) -> list[dict[str, np.ndarray]]:
+    @functools.cached_property
+    def per_sample(self) -> list[dict[str, np.ndarray]]:
         """Per contender, per sample (NaN / empty where a sample was left out)."""
         a = self.arrays
         ok = np.array(self.status) == OK
@@ -111,7 +115,7 @@ class Report:
 
     def rows(self) -> list[dict]:
         """One row per (sample, contender): the per-sample CSV."""
-        per = self._per_sample()
+        per = self.per_sample
         rows = []
         for j, sample in enumerate(self.plan.samples):
             base = {
@@ -159,7 +163,7 @@ class Report:
         return {
             "format": REPORT_FORMAT,
             "protocol": self.plan.config.protocol,
-            "sampling": self.plan.to_dict()["config"],
+            "sampling": to_dict(self.plan.config),
             "plan": {
                 "digest": self.plan.digest(),
                 "samples": len(self.plan.samples),
@@ -185,7 +189,7 @@ class Report:
                 else None,
                 "measured_on": "pasted-back image, at the target's detected face",
             },
-            "results": self.scores(),
+            "results": self.results,
             "warnings": self.warnings(),
             "shards": self.shards,
             "per_sample": "samples.csv",

@@ -6,6 +6,10 @@ are computed by :func:`facedancer.eval.report.merge`, and a single run is simply
 shard. Shards split the samples at multiples of ``batch_size``, so every batch holds the same samples
 as in an unsharded run and the merged report is the same, number for number.
 
+Each distinct source is prepared once per shard and kept until the shard ends: a crop-based contender
+(paste-source, classical) holds a 256 px crop per source, about 0.2 GB per 1,000 samples, so the
+10k-frame FF++ protocol is best run in a few shards.
+
 Metrics are taken on the pasted-back image (see :mod:`facedancer.eval.contenders`) at the *target's*
 detected face: the swap is measured where the face was, so an unrecognisable swap still gets a pose,
 an expression and an identity rather than silently dropping out of the average.
