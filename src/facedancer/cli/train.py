@@ -1,0 +1,55 @@
+"""Training commands: ``prepare`` (align a dataset), ``train``, ``calibrate-ifsr`` (the IFSR pre-study)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from facedancer.cli.app import app
+from facedancer.errors import InputError
+
+console = Console()
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdigit() or not n.isdigit():
+        raise InputError(f"--shard expects K/N (for example 0/8), got {text!r}")
+    return int(k), int(n)
+
+
+@app.command()
+def prepare(
+    src: Annotated[Path, typer.Argument(help="identity-folder dataset (SRC/<identity>/*.jpg) and/or videos")],
+    dst: Annotated[Path, typer.Argument(help="output folder: crops/, manifest.csv, skipped.csv")],
+    min_face: Annotated[int, typer.Option(help="minimum face size in px (shorter box side); LFW needs 64")] = 128,
+    size: Annotated[int, typer.Option(help="crop size in px")] = 256,
+    every: Annotated[int, typer.Option(help="videos: align every Nth frame")] = 10,
+    workers: Annotated[int, typer.Option(help="parallel processes")] = max(1, (os.cpu_count() or 1)),
+    shard: Annotated[str, typer.Option(help="K/N: process only shard K (0-based) of N, for clusters")] = "0/1",
+    tar_samples: Annotated[int, typer.Option(help="also write WebDataset tars of this many samples (0: none)")] = 0,
+) -> None:
+    """Detect the best face of every photo (and every Nth video frame), align it and store it as PNG.
+
+    Resumable: a rerun skips every file an earlier run (or another shard) finished.
+    """
+    from facedancer.train.prepare import PrepareOptions
+    from facedancer.train.prepare import prepare as run_prepare
+
+    options = PrepareOptions(
+        size=size, min_face=min_face, every=every, workers=workers, shard=_parse_shard(shard), tar_samples=tar_samples
+    )
+    s = run_prepare(src, dst, options)
+    console.print(
+        f"{s.items} files in this shard: {s.processed} processed, {s.already_done} already done; "
+        f"dataset: {s.crops} crops, {sum(s.skipped.values())} skipped ({s.aligned_fraction:.1%} aligned)",
+        highlight=False,
+    )
+    for reason, count in s.skipped.most_common():
+        console.print(f"  skipped {count}: {reason}", highlight=False)
+    if s.skipped:
+        console.print(f"details: {dst / 'skipped.csv'}", highlight=False)
