@@ -6,7 +6,7 @@ from safetensors.torch import load_file, save_file
 
 from facedancer.errors import CheckpointError
 from facedancer.nn import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from facedancer.nn.pretrained import Pretrained
+from facedancer.nn.pretrained import Pretrained, read_meta
 
 SMALL = GeneratorConfig(
     image_size=64,
@@ -36,6 +36,12 @@ def test_config_json_holds_every_constructor_argument(tmp_path):
     assert meta["class"] == "Generator"
     assert set(SMALL.__dataclass_fields__) <= set(meta)
     assert type(Pretrained.from_pretrained(tmp_path)) is Generator
+
+
+def test_meta_is_kept_beside_the_config(tmp_path):
+    Generator(SMALL).save_pretrained(tmp_path, meta={"identity_encoder": "sface"})
+    assert read_meta(tmp_path) == {"identity_encoder": "sface"}
+    assert Generator.from_pretrained(tmp_path).config == SMALL
 
 
 def test_fp16_save_loads_into_fp32(tmp_path):

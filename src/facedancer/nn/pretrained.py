@@ -38,35 +38,37 @@ class Pretrained(nn.Module):
         super().__init_subclass__(**kwargs)
         _CLASSES[cls.__name__] = cls
 
-    def save_pretrained(self, directory: str | Path, dtype: torch.dtype | None = None) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` (optionally cast, e.g. fp16 for shipping)."""
+    def save_pretrained(
+        self, directory: str | Path, dtype: torch.dtype | None = None, meta: dict[str, Any] | None = None
+    ) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (optionally cast, e.g. fp16 for shipping).
+
+        ``meta`` is stored under ``"meta"`` in config.json for what using the model needs beyond its
+        constructor, e.g. ``{"identity_encoder": "sface"}``; :func:`read_meta` returns it.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {
             k: (v.to(dtype) if dtype and v.is_floating_point() else v).detach().cpu().contiguous()
             for k, v in self.state_dict().items()
         }
-        meta = {"class": type(self).__name__, "format_version": FORMAT_VERSION, **to_dict(self.config)}
+        doc = {"class": type(self).__name__, "format_version": FORMAT_VERSION, **to_dict(self.config)}
+        if meta:
+            doc["meta"] = meta
         with atomic_path(directory / WEIGHTS_NAME) as tmp:
             save_file(tensors, str(tmp), metadata={"format": "pt"})
         with atomic_path(directory / CONFIG_NAME) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         return directory
 
     @classmethod
     def read_config(cls: type[M], directory: str | Path) -> tuple[type[M], Any]:
         """The class and validated config a model directory describes, without touching its weights."""
         config_path = Path(directory) / CONFIG_NAME
-        if not config_path.is_file():
-            raise CheckpointError(f"{directory} is not a facedancer model: {CONFIG_NAME} is missing")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise CheckpointError(f"{config_path} is unreadable or not JSON: {e}") from None
-        if not isinstance(meta, dict):
-            raise CheckpointError(f"{config_path} must hold a JSON object")
+        meta = _read_json(config_path)
         name = meta.pop("class", None)
         meta.pop("format_version", None)
+        meta.pop("meta", None)
         target = _CLASSES.get(name) if cls is Pretrained else cls
         if target is None or (name is not None and name != target.__name__):
             raise CheckpointError(f"{config_path} describes a {name!r}, not a {cls.__name__}")
@@ -108,6 +110,26 @@ class Pretrained(nn.Module):
         if problems:
             raise CheckpointError(f"{source} does not fit {type(self).__name__}: " + "; ".join(problems))
         self.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+
+
+def _read_json(config_path: Path) -> dict[str, Any]:
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path.parent} is not a facedancer model: {CONFIG_NAME} is missing")
+    try:
+        doc = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"{config_path} is unreadable or not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise CheckpointError(f"{config_path} must hold a JSON object")
+    return doc
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """The ``meta`` mapping saved with a model (empty when there is none)."""
+    meta = _read_json(Path(directory) / CONFIG_NAME).get("meta", {})
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{directory}/{CONFIG_NAME}: 'meta' must be an object")
+    return meta
 
 
 def _brief(items: list[str], limit: int = 4) -> str:
