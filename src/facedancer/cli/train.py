@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -53,3 +55,29 @@ def prepare(
         console.print(f"  skipped {count}: {reason}", highlight=False)
     if s.skipped:
         console.print(f"details: {dst / 'skipped.csv'}", highlight=False)
+
+
+@app.command("calibrate-ifsr")
+def calibrate_ifsr(
+    data: Annotated[
+        Path, typer.Argument(help="prepared dataset (manifest.csv) or triplet folder (target/ source/ changed/)")
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="margins JSON to write")],
+    plot: Annotated[Path | None, typer.Option(help="PNG of the per-block distance distributions")] = None,
+    encoder: Annotated[str, typer.Option(help="identity encoder whose blocks are measured")] = "sface",
+    swapper: Annotated[str, typer.Option(help="'classical' or a facedancer generator directory")] = "classical",
+    pairs: Annotated[int, typer.Option(help="triplets to make from a prepared dataset")] = 500,
+    seed: Annotated[int, typer.Option(help="seed of the random (target, source) pairs")] = 0,
+    eer_max: Annotated[float, typer.Option(help="select blocks whose t2c/c2s equal error rate is at most this")] = 0.05,
+    blocks: Annotated[
+        str | None, typer.Option(help="comma-separated blocks to give margins (overrides --eer-max)")
+    ] = None,
+) -> None:
+    """The IFSR pre-study: per-block feature distances of face swaps, and the margins file for IFSR."""
+    from facedancer.train.calibrate import calibrate
+
+    chosen = [b.strip() for b in blocks.split(",") if b.strip()] if blocks else None
+    command = shlex.join(["facedancer", *sys.argv[1:]])
+    m = calibrate(data, out, encoder, swapper, pairs, seed, eer_max, chosen, plot, command=command)
+    console.print(f"{len(m.margins)} of {len(m.statistics)} blocks: {', '.join(m.margins)}", highlight=False)
+    console.print(f"wrote {out}" + (f" and {plot}" if plot else ""), highlight=False)
