@@ -1,4 +1,32 @@
-"""Identity encoders: an aligned face crop in, an embedding out, plus named intermediate features."""
+"""Identity encoders: an aligned face crop in, an embedding out, plus named intermediate features.
+
+Every encoder is an :class:`IdentityEncoder` (see ``base.py`` for the input/output conventions);
+:func:`load_encoder` builds one by the name a preset uses, from a given file or the asset registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from facedancer import assets
+from facedancer.errors import ConfigError
+from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, prepare
+from facedancer.identity.sface import SFace
 
 #: embedding size of every encoder a preset may name
 EMBEDDING_DIMS: dict[str, int] = {"sface": 128, "arcface-iresnet50": 512, "arcface-iresnet100": 512}
+
+_LOADERS: dict[str, Callable[[Path], IdentityEncoder]] = {
+    "sface": SFace.from_onnx,
+}
+
+
+def load_encoder(name: str, weights: str | Path | None = None) -> IdentityEncoder:
+    """A frozen encoder by name, from ``weights`` or else the registry's verified copy (never downloads)."""
+    if name not in _LOADERS:
+        raise ConfigError(f"unknown identity encoder {name!r}; known: {', '.join(_LOADERS)}")
+    return _LOADERS[name](Path(weights) if weights is not None else assets.resolve(name))
+
+
+__all__ = ["EMBEDDING_DIMS", "INPUT_SIZE", "IdentityEncoder", "SFace", "from_uint8", "load_encoder", "prepare"]
