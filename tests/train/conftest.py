@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from facedancer.identity import IdentityEncoder
 from facedancer.train.prepare import PrepareOptions, prepare
 
 
@@ -19,35 +20,35 @@ def lfw_crops(lfw, tmp_path_factory):
     return dst
 
 
-class TinyEncoder(torch.nn.Module):
-    """A stand-in identity encoder with the ``facedancer.identity`` interface, small enough for unit tests."""
+class TinyEncoder(IdentityEncoder):
+    """A stand-in identity encoder (the real interface, 32 px input, three conv blocks) for fast unit tests."""
 
+    name = "tiny"
     embedding_dim = 16
     input_size = 32
     feature_names = ("block1", "block2", "block3")
 
     def __init__(self, seed: int = 0) -> None:
         super().__init__()
-        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
         self.block1 = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.PReLU(8))
         self.block2 = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.PReLU(16))
         self.block3 = torch.nn.Sequential(torch.nn.Conv2d(16, 16, 3, 2, 1), torch.nn.PReLU(16))
-        self.head = torch.nn.Linear(16 * 4 * 4, self.embedding_dim)
-        self.requires_grad_(False).eval()
+        self.fc = torch.nn.Linear(16 * 4 * 4, self.embedding_dim)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+        self.freeze()
 
-    def prepare(self, crop: torch.Tensor) -> torch.Tensor:
-        x = (crop + 1) / 2
-        return torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 - 1
 
-    def features(self, x: torch.Tensor, names=None) -> dict[str, torch.Tensor]:
-        out = {}
+    def stages(self):
         for name in self.feature_names:
-            x = getattr(self, name)(x)
-            out[name] = x
-        return {n: out[n] for n in (names or self.feature_names)}
+            yield name, getattr(self, name)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)["block3"].flatten(1))
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h.flatten(1))
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from facedancer.errors import CheckpointError, ConfigError
+from facedancer.identity import prepare
 from facedancer.train.ifsr import IFSRLoss, Margins
 from facedancer.train.losses import (
     CycleLoss,
-    EncoderFeatures,
+    EncoderPass,
     HingeLoss,
     IdentityLoss,
     LogisticLoss,
@@ -15,14 +16,15 @@ from facedancer.train.losses import (
     R1Penalty,
     ReconstructionLoss,
     make_adversarial,
+    shallow_blocks,
 )
 from facedancer.train.vgg import VGG16Features
 
 MARGINS = {"block1": 0.1, "block2": 0.2}
 
 
-def test_ifsr_hinge_below_at_and_above_the_margin(tiny_encoder):
-    loss = IFSRLoss(tiny_encoder, {"block1": 0.25 / 1.2}, scale=1.2)
+def test_ifsr_hinge_below_at_and_above_the_margin():
+    loss = IFSRLoss({"block1": 0.25 / 1.2}, scale=1.2)
     for d, expected in [(0.1, 0.0), (0.25, 0.0), (0.4, 0.15)]:
         dist = torch.full((4,), d, requires_grad=True)
         value = loss.hinge({"block1": dist})
@@ -32,28 +34,31 @@ def test_ifsr_hinge_below_at_and_above_the_margin(tiny_encoder):
         assert torch.allclose(dist.grad, torch.full((4,), 0.25 if d > 0.25 else 0.0))
 
 
-def test_ifsr_batch_mean_versus_per_sample_hinge(tiny_encoder):
+def test_ifsr_batch_mean_versus_per_sample_hinge():
     dist = {"block1": torch.tensor([0.0, 0.4])}
     margins = {"block1": 0.25 / 1.2}
     # batch mean 0.2 is inside the margin; one sample alone is 0.15 beyond it
-    assert IFSRLoss(tiny_encoder, margins).hinge(dist).item() == pytest.approx(0.0)
-    assert IFSRLoss(tiny_encoder, margins, reduction="sample").hinge(dist).item() == pytest.approx(0.075)
+    assert IFSRLoss(margins).hinge(dist).item() == pytest.approx(0.0)
+    assert IFSRLoss(margins, reduction="sample").hinge(dist).item() == pytest.approx(0.075)
 
 
 def test_ifsr_through_the_encoder_reaches_the_swap_only(tiny_encoder):
     target = torch.rand(3, 3, 64, 64) * 2 - 1
-    loss = IFSRLoss(tiny_encoder, MARGINS, scale=1.2)
-    same = target.clone().requires_grad_()
-    distances = loss.distances(target, same)
+    encode = EncoderPass(tiny_encoder, list(MARGINS))
+    loss = IFSRLoss(MARGINS, scale=1.2)
+    with torch.no_grad():
+        _, real = encode(target)
+    _, same = encode(target.clone().requires_grad_())
+    distances = loss.distances(real, same)
     assert set(distances) == set(MARGINS) and all(d.abs().max() < 1e-5 for d in distances.values())
     swap = (-target).requires_grad_()
-    value = loss(target, swap)
+    value = loss(real, encode(swap)[1])
     assert value > 0
     value.backward()
     assert swap.grad.abs().sum() > 0
     assert all(p.grad is None for p in tiny_encoder.parameters())
-    with pytest.raises(ConfigError, match="does not have"):
-        IFSRLoss(tiny_encoder, {"conv4_block6_out": 0.12})
+    with pytest.raises(ValueError, match="no blocks"):
+        EncoderPass(tiny_encoder, ["conv4_block6_out"])
 
 
 def test_margins_file_round_trip_and_errors(tmp_path):
@@ -118,11 +123,13 @@ def test_reconstruction_sees_same_pairs_only():
 
 
 def test_identity_and_cycle_losses(tiny_encoder):
+    encode = EncoderPass(tiny_encoder)
     x = torch.rand(2, 3, 64, 64) * 2 - 1
-    z = tiny_encoder(tiny_encoder.prepare(x))
-    assert IdentityLoss(tiny_encoder)(x, z).item() == pytest.approx(0.0, abs=1e-6)
+    z = tiny_encoder(prepare(x, 32))
+    torch.testing.assert_close(encode(x)[0], z)  # the pass is the encoder on exactly prepare()'s input
+    assert IdentityLoss()(encode(x)[0], z).item() == pytest.approx(0.0, abs=1e-6)
     swap = torch.rand(2, 3, 64, 64).requires_grad_()
-    value = IdentityLoss(tiny_encoder)(swap, z)
+    value = IdentityLoss()(encode(swap)[0], z)
     assert 0 < value.item() <= 2
     value.backward()
     assert swap.grad.abs().sum() > 0
@@ -130,19 +137,24 @@ def test_identity_and_cycle_losses(tiny_encoder):
 
 
 def test_perceptual_loss_masks_and_scales(tiny_encoder):
-    features = EncoderFeatures(tiny_encoder, EncoderFeatures.shallow(tiny_encoder))
-    assert features.names == ["block1"]
+    blocks = shallow_blocks(tiny_encoder)
+    assert blocks == ["block1"]
+    encode = EncoderPass(tiny_encoder, blocks)
+
+    def feats(x):
+        return [encode(x)[1][n] for n in blocks]
+
     target = torch.rand(3, 3, 64, 64) * 2 - 1
     swap = target.clone()
     swap[1] = -swap[1]  # only a cross pair differs
     same = torch.tensor([True, False, True])
-    assert PerceptualLoss(features)(swap, target, same).item() == 0.0
+    assert PerceptualLoss()(feats(target), feats(swap), same).item() == 0.0
     swap[0] = -swap[0]
-    full = PerceptualLoss(features, scale=1.0)(swap, target, same)
+    full = PerceptualLoss(scale=1.0)(feats(target), feats(swap), same)
     assert full > 0
-    assert PerceptualLoss(features, scale=0.85)(swap, target, same).item() == pytest.approx(0.85 * full.item())
-    with pytest.raises(ValueError, match="no blocks"):
-        EncoderFeatures(tiny_encoder, ["conv9"])
+    assert PerceptualLoss(scale=0.85)(feats(target), feats(swap), same).item() == pytest.approx(0.85 * full.item())
+    official = PerceptualLoss(scale=1.0, official=True)(feats(target), feats(swap), same)
+    assert official.item() == pytest.approx(full.item() * 2 / (2 + 1e-3))
 
 
 def test_vgg16_loads_torchvision_layout(tmp_path):

@@ -81,3 +81,45 @@ def calibrate_ifsr(
     m = calibrate(data, out, encoder, swapper, pairs, seed, eer_max, chosen, plot, command=command)
     console.print(f"{len(m.margins)} of {len(m.statistics)} blocks: {', '.join(m.margins)}", highlight=False)
     console.print(f"wrote {out}" + (f" and {plot}" if plot else ""), highlight=False)
+
+
+@app.command()
+def train(
+    config: Annotated[str | None, typer.Argument(help="preset name or YAML file (omit with --resume)")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a config value: key.sub=value")] = None,
+    resume: Annotated[Path | None, typer.Option(help="continue the run in this run directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the resolved config and exit")] = False,
+) -> None:
+    """Train a FaceDancer model; every run gets a numbered directory with its config, metrics and checkpoints.
+
+    Multi-GPU / multi-node: launch with torchrun, e.g. `torchrun --nproc_per_node 8 -m facedancer train ...`.
+    """
+    import yaml
+
+    from facedancer.config import apply_overrides, from_dict, load_yaml, to_dict
+    from facedancer.errors import ConfigError
+    from facedancer.presets import Preset, preset_path
+
+    if resume is not None:
+        if config is not None:
+            raise ConfigError("--resume continues a run with its own config.yaml: drop CONFIG (change it with --set)")
+        from facedancer.train.trainer import load_run_config
+
+        data = load_run_config(resume)
+    elif config is None:
+        raise ConfigError("give a preset name or config file (or --resume RUN_DIR)")
+    else:
+        path = preset_path(config)
+        data = load_yaml(path)
+        data.setdefault("name", path.stem)
+    preset = from_dict(Preset, apply_overrides(data, set_ or []))
+    if dry_run:
+        typer.echo(yaml.safe_dump(to_dict(preset), sort_keys=False), nl=False)
+        return
+    from facedancer.train.trainer import train as run_training
+
+    result = run_training(preset, resume=resume)
+    console.print(f"{result.run_dir}: step {result.step}, {result.status}", highlight=False)
+    if result.status != "finished":
+        console.print(f"checkpoint {result.checkpoint}; continue with --resume {result.run_dir}", highlight=False)
+        raise typer.Exit(128 + {"SIGINT": 2, "SIGTERM": 15}.get(result.status, 0))

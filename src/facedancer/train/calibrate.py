@@ -135,7 +135,7 @@ def generator_triplets(root: Path, model_dir: Path, count: int, seed: int) -> It
 
 
 @torch.no_grad()
-def measure(encoder: nn.Module, triplets: Iterator[Triplet], batch_size: int = 32, progress=None) -> Distances:
+def measure(encoder: nn.Module, triplets: Iterator[Triplet], batch_size: int = 8, progress=None) -> Distances:
     """Cosine distances of every block for the three pairings, over all triplets."""
     from facedancer.identity import prepare
 
@@ -146,7 +146,8 @@ def measure(encoder: nn.Module, triplets: Iterator[Triplet], batch_size: int = 3
         feats = {}
         for part in ("target", "source", "changed"):
             x = torch.stack([to_tensor(getattr(t, part)) for t in batch])
-            feats[part] = encoder.features(prepare(x, encoder.input_size), names)
+            found_part = encoder.features(prepare(x, encoder.input_size), names)
+            feats[part] = {n: f.double() for n, f in found_part.items()}
         for n in names:
             found[n]["target_changed"].append(cosine_distance(feats["target"][n], feats["changed"][n]))
             found[n]["changed_source"].append(cosine_distance(feats["changed"][n], feats["source"][n]))
@@ -243,7 +244,7 @@ def calibrate(
     eer_max: float = 0.05,
     blocks: list[str] | None = None,
     plot_path: str | Path | None = None,
-    batch_size: int = 32,
+    batch_size: int = 8,
     command: str = "",
 ) -> Margins:
     """The whole pre-study: triplets -> distances -> margins JSON (+ PNG plot); ``command`` is recorded."""

@@ -112,6 +112,7 @@ class TrainConfig:
     log_every: int = 100
     image_every: int = 1000
     val_every: int = 1000
+    tensorboard: bool = True
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "accumulate", "lr_decay_steps", "checkpoint_every", "keep_checkpoints")

@@ -2,7 +2,7 @@
 
     L_G = adv + 5 rec + 10 id + 1 cyc + 0.2 p + 1 IFSR        L_D = adv_D + R1
 
-Identity encoders are duck-typed (``facedancer.identity.IdentityEncoder``): ``prepare(crop)`` maps an
+Identity encoders are :class:`facedancer.identity.IdentityEncoder`: ``identity.prepare(crop)`` maps an
 aligned [-1, 1] crop of any size to the encoder input ((x + 1) / 2, bilinear resize to 112 without
 antialias, as ``tf.image.resize`` in the official code, PAPER.md §1.1), ``forward`` gives the raw
 embedding and ``features(x, names)`` the named intermediate blocks. The encoder is frozen; gradients
@@ -11,14 +11,14 @@ flow through it into the swap.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-FeatureFn = Callable[[Tensor], Sequence[Tensor]]
+from facedancer.identity import prepare
 
 
 def same_pair_mean(per_sample: Tensor, same: Tensor, official: bool = False) -> Tensor:
@@ -82,16 +82,41 @@ class R1Penalty(nn.Module):
         return 0.5 * self.gamma * grad.square().flatten(1).sum(1).mean()
 
 
-class IdentityLoss(nn.Module):
-    """``mean_b 1 - cos(z_s, E(Y))``: the swap must carry the source's identity (lambda_id = 10)."""
+class EncoderPass(nn.Module):
+    """One pass of the frozen identity encoder over aligned [-1, 1] crops: (embedding, named blocks).
 
-    def __init__(self, encoder: nn.Module) -> None:
+    The identity loss, IFSR and the encoder-feature perceptual loss all read the swap's encoder
+    features; one shared pass per image batch (``forward_with_features``) keeps the encoder, which
+    dominates a small model's step on CPU, to three passes per step (source, target, swap).
+    """
+
+    def __init__(self, encoder: nn.Module, names: Sequence[str] = ()) -> None:
         super().__init__()
-        self.encoder = encoder
+        unknown = sorted(set(names) - set(encoder.feature_names))
+        if unknown:
+            raise ValueError(f"identity encoder has no blocks {unknown}; it has {list(encoder.feature_names)}")
+        self.encoder, self.names = encoder, list(dict.fromkeys(names))
 
-    def forward(self, swap: Tensor, source_embedding: Tensor) -> Tensor:
-        embedding = self.encoder(self.encoder.prepare(swap))
-        return (1.0 - F.cosine_similarity(embedding.float(), source_embedding.float(), dim=1)).mean()
+    def forward(self, crops: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        x = prepare(crops.float(), self.encoder.input_size)
+        return self.encoder.forward_with_features(x, self.names)
+
+
+def shallow_blocks(encoder: nn.Module) -> list[str]:
+    """Default blocks of the encoder-feature perceptual loss: the shallowest third of the encoder
+    (pose, colour and texture, little identity)."""
+    names = list(encoder.feature_names)
+    return names[: max(1, len(names) // 3)]
+
+
+class IdentityLoss(nn.Module):
+    """``mean_b 1 - cos(z_s, E(Y))``: the swap must carry the source's identity (lambda_id = 10).
+
+    Takes the swap's embedding from :class:`EncoderPass` (so the encoder input is exactly PAPER.md §1.1's).
+    """
+
+    def forward(self, swap_embedding: Tensor, source_embedding: Tensor) -> Tensor:
+        return (1.0 - F.cosine_similarity(swap_embedding.float(), source_embedding.float(), dim=1)).mean()
 
 
 class ReconstructionLoss(nn.Module):
@@ -115,46 +140,21 @@ class ReconstructionLoss(nn.Module):
 class PerceptualLoss(nn.Module):
     """Sum over feature blocks of ``mean |s f(X_t) - s f(Y)|`` on same pairs (s = 0.85 officially).
 
-    ``features`` maps images in [-1, 1] to a list of blocks: VGG16 pool1-pool5 (:class:`VGG16Features`,
-    the official choice) or the identity encoder's early blocks (:class:`EncoderFeatures`, the offline
-    default when no VGG16 weights were supplied). Target features carry no gradient.
+    The features are VGG16 pool1-pool5 (:class:`~facedancer.train.vgg.VGG16Features`, the official
+    choice, when the user supplied its weights) or the identity encoder's shallow blocks (the offline
+    default; :func:`shallow_blocks`), computed by the caller: target features without gradient.
     """
 
-    def __init__(self, features: FeatureFn, scale: float = 0.85, official: bool = False) -> None:
+    def __init__(self, scale: float = 0.85, official: bool = False) -> None:
         super().__init__()
-        self.features, self.scale, self.official = features, scale, official
+        self.scale, self.official = scale, official
 
-    def forward(self, swap: Tensor, target: Tensor, same: Tensor) -> Tensor:
-        if not bool(same.any()):
-            return swap.new_zeros(())
-        with torch.no_grad():
-            real = self.features(target)
-        total = swap.new_zeros((), dtype=torch.float32)
-        for a, b in zip(real, self.features(swap), strict=True):
+    def forward(self, target_features: Sequence[Tensor], swap_features: Sequence[Tensor], same: Tensor) -> Tensor:
+        total = same.new_zeros((), dtype=torch.float32)
+        for a, b in zip(target_features, swap_features, strict=True):
             per_sample = (self.scale * (a.float() - b.float())).abs().flatten(1).mean(1)
             total = total + same_pair_mean(per_sample, same, self.official)
         return total
-
-
-class EncoderFeatures(nn.Module):
-    """Named blocks of the frozen identity encoder as a perceptual feature extractor."""
-
-    def __init__(self, encoder: nn.Module, names: Sequence[str]) -> None:
-        super().__init__()
-        unknown = sorted(set(names) - set(encoder.feature_names))
-        if unknown or not names:
-            raise ValueError(f"identity encoder has no blocks {unknown}; it has {list(encoder.feature_names)}")
-        self.encoder, self.names = encoder, list(names)
-
-    @staticmethod
-    def shallow(encoder: nn.Module) -> list[str]:
-        """The default blocks: the shallowest third of the encoder (pose, colour, texture, little identity)."""
-        names = list(encoder.feature_names)
-        return names[: max(1, len(names) // 3)]
-
-    def forward(self, images: Tensor) -> list[Tensor]:
-        found = self.encoder.features(self.encoder.prepare(images), self.names)
-        return [found[n] for n in self.names]
 
 
 class CycleLoss(nn.Module):
