@@ -231,3 +231,30 @@ def test_cli_dry_run_and_errors(cli, lfw_crops, tmp_path):
     assert r.returncode == 2 and "drop CONFIG" in r.stderr
     r = cli("train", "--resume", tmp_path)
     assert r.returncode == 2 and "not a training run" in r.stderr
+
+
+@pytest.mark.slow
+def test_tiny_preset_trains_200_steps_on_lfw_and_its_losses_fall(lfw, tmp_path):
+    from dataclasses import replace
+
+    from facedancer.presets import load_preset
+    from facedancer.train.prepare import PrepareOptions, prepare
+
+    crops = tmp_path / "lfw"
+    prepare(lfw, crops, PrepareOptions(min_face=64, workers=2))
+    preset = load_preset("tiny-64")
+    preset = replace(
+        preset,
+        data=replace(preset.data, root=str(crops)),
+        train=replace(preset.train, out_dir=str(tmp_path / "runs"), tensorboard=False),
+    )
+    result = train(preset)
+    assert result.status == "finished" and result.step == 200
+    rows = metrics(result.run_dir)
+    steps = {r["step"]: r for r in rows if "G/id" in r}
+    val = [r for r in rows if "val/rec_l1" in r]
+    first, last = steps[10], {k: np.mean([steps[s][k] for s in (180, 190, 200)]) for k in ("G/id", "G/rec")}
+    print({"first": {k: first[k] for k in ("G/id", "G/rec")}, "last": last, "val": val})
+    assert last["G/id"] < first["G/id"] - 0.1
+    assert last["G/rec"] < 0.4 * first["G/rec"]
+    assert val[-1]["val/rec_l1"] < 0.6 * val[0]["val/rec_l1"]

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import signal
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -312,9 +314,15 @@ class Trainer:
         self.scaler.scale(loss / self.cfg.accumulate).backward(inputs=list(model.parameters()))
 
     def _guard(self, logged: dict[str, Tensor]) -> dict[str, float]:
-        """Stop before any optimiser step if a loss is NaN/inf on any rank; the last checkpoint stays good."""
+        """Stop before any optimiser step if a loss is NaN/inf on any rank; the last checkpoint stays good.
+
+        With fp16 the R1 penalty comes from gradients of *scaled* logits, which overflow while the
+        GradScaler's scale is still too high: that is not divergence. Its gradients are then non-finite
+        too, so the scaler skips the step and lowers the scale; the guard leaves R1 (and D's total) to it.
+        """
         values = {k: float(v) for k, v in logged.items()}
-        bad = [k for k, v in values.items() if not np.isfinite(v)]
+        scaled = {"D/r1", "D/total"} if self.scaler.is_enabled() else set()
+        bad = [k for k, v in values.items() if not np.isfinite(v) and k not in scaled]
         if distributed.any_rank(bool(bad), self.world, self.device):
             where = ", ".join(f"{k}={values[k]}" for k in bad) or "on another rank"
             raise TrainingError(
@@ -369,9 +377,14 @@ class Trainer:
                 log("G", g_terms, loss_g, g_extra)
             values = self._guard(logged)
             self._apply(self.generator, self.opt_g)
+        if self.scaler.is_enabled():
+            values["amp/scale"] = float(self.scaler.get_scale())
         self.scaler.update()
-        self.sched_g.step()
-        self.sched_d.step()
+        with warnings.catch_warnings():
+            # the schedule is a function of the step count, also when fp16's scaler skipped an update
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"), UserWarning)
+            self.sched_g.step()
+            self.sched_d.step()
         self.step += 1
         return values
 
