@@ -129,16 +129,6 @@ def test_same_person_scores_clearly_higher_than_different_people(sface, lfw_face
     assert positive.mean() - negative.mean() > 0.3
 
 
-def test_prepare_is_half_pixel_bilinear_without_antialias():
-    crop = torch.rand(2, 3, 224, 224) * 2 - 1
-    x = prepare(crop)
-    # at exactly half size, half-pixel centres fall between pixel pairs: a 2x2 average
-    expected = torch.nn.functional.avg_pool2d((crop + 1) / 2, 2)
-    assert x.shape == (2, 3, 112, 112)
-    torch.testing.assert_close(x, expected, atol=1e-6, rtol=0)
-    assert torch.equal(prepare(torch.zeros(1, 3, 112, 112)), torch.full((1, 3, 112, 112), 0.5))
-
-
 def test_generator_crops_through_prepare_keep_their_identity(sface, lfw_photos):
     """A 256 crop aligned with shrink 1.0 is the 112 ArcFace crop at a higher resolution."""
     photos, _ = lfw_photos

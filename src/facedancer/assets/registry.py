@@ -82,6 +82,32 @@ for _depth in (50, 100):
     )
 register(
     Asset(
+        name="retinaface-mnet025",
+        kind="url",
+        source=(
+            "https://raw.githubusercontent.com/m2man/Pytorch_Retinaface/"
+            "aa00934b860abc93fcdbc3bccfa0fd4260c2fd2c/weights/mobilenet0.25_Final.pth"
+        ),
+        sha256="38ec7bb3c9cbfe2f40edabc05fab970a6d648747cbc534092be85d5eb9b37ed0",
+        size=1789735,
+        licence="MIT (m2man/Pytorch_Retinaface, fork of biubug6/Pytorch_Retinaface)",
+        description="RetinaFace mobilenet0.25 state dict (biubug6 layout), loaded with weights_only=True",
+    )
+)
+register(
+    Asset(
+        name="retinaface-resnet50",
+        kind="user",
+        source="biubug6/Pytorch_Retinaface release Resnet50_Final.pth (Google Drive / Baidu links in its README)",
+        sha256="",
+        size=0,
+        licence="MIT (biubug6/Pytorch_Retinaface)",
+        description="RetinaFace ResNet-50 state dict (biubug6 layout), loaded with weights_only=True",
+        filename="Resnet50_Final.pth",
+    )
+)
+register(
+    Asset(
         name="vgg16",
         kind="user",
         source="torchvision VGG16 ImageNet weights (vgg16-397923af.pth), for the perceptual loss",

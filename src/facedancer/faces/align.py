@@ -69,3 +69,29 @@ def invert(matrix: np.ndarray) -> np.ndarray:
 def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     pts = np.asarray(points, np.float64)
     return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def footprint(matrix: np.ndarray, size: int, height: int, width: int) -> tuple[slice, slice]:
+    """(rows, cols) of the frame that a ``size`` px crop taken with ``matrix`` covers, clipped to the frame.
+
+    Paste-back touches only this box, so its cost follows the face's size, not the frame's.
+    """
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
+    pts = transform_points(corners, invert(matrix))
+    x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
+    return slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width))
+
+
+def unwarp(crop: np.ndarray, matrix: np.ndarray, region: tuple[slice, slice]) -> np.ndarray:
+    """The crop resampled onto the frame pixels of ``region`` (bilinear, zero outside the crop).
+
+    Uses the forward ``matrix`` with ``WARP_INVERSE_MAP``: each frame pixel reads the crop at exactly the
+    point it was aligned to, with no numerically inverted matrix in between.
+    """
+    rows, cols = region
+    shifted = matrix.astype(np.float64).copy()
+    shifted[:, 2] += matrix[:, :2] @ np.array([cols.start, rows.start], np.float64)
+    dsize = (cols.stop - cols.start, rows.stop - rows.start)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(crop, shifted, dsize, flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -7,11 +7,13 @@ Every encoder is an :class:`IdentityEncoder` (see ``base.py`` for the input/outp
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from facedancer import assets
 from facedancer.errors import ConfigError
 from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, prepare
+from facedancer.identity.iresnet import LAYOUTS, IResNet
 from facedancer.identity.sface import SFace
 
 #: embedding size of every encoder a preset may name
@@ -19,6 +21,7 @@ EMBEDDING_DIMS: dict[str, int] = {"sface": 128, "arcface-iresnet50": 512, "arcfa
 
 _LOADERS: dict[str, Callable[[Path], IdentityEncoder]] = {
     "sface": SFace.from_onnx,
+    **{f"arcface-iresnet{depth}": partial(IResNet.from_checkpoint, depth=depth) for depth in LAYOUTS},
 }
 
 
@@ -29,4 +32,13 @@ def load_encoder(name: str, weights: str | Path | None = None) -> IdentityEncode
     return _LOADERS[name](Path(weights) if weights is not None else assets.resolve(name))
 
 
-__all__ = ["EMBEDDING_DIMS", "INPUT_SIZE", "IdentityEncoder", "SFace", "from_uint8", "load_encoder", "prepare"]
+__all__ = [
+    "EMBEDDING_DIMS",
+    "INPUT_SIZE",
+    "IResNet",
+    "IdentityEncoder",
+    "SFace",
+    "from_uint8",
+    "load_encoder",
+    "prepare",
+]

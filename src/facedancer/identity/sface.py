@@ -105,21 +105,20 @@ class SFace(IdentityEncoder):
         model = load_graph(path)
         values = constant_tensors(model)
         net = cls()
-        layers = net.onnx_layers()
-        normalisation = {"Sub": net.pixel_offset, "Mul": net.pixel_scale}
+        # weighted layers by node name; the input normalisation's two constants by op type
+        targets: dict[str, nn.Module | Tensor] = {**net.onnx_layers(), "Sub": net.pixel_offset, "Mul": net.pixel_scale}
         for node in model.graph.node:
             if node.op_type in _STRUCTURAL:
                 continue
-            if node.op_type in normalisation:
-                _copy(normalisation.pop(node.op_type), _value(values, node, 1, path), f"{node.op_type} constant", path)
-                continue
-            layer = layers.pop(node.name, None)
-            if layer is None:
+            target = targets.pop(node.op_type if node.op_type in ("Sub", "Mul") else node.name, None)
+            if target is None:
                 raise CheckpointError(f"{path}: unexpected {node.op_type} node {node.name!r}; not an SFace graph")
-            _load_layer(layer, node, values, path)
-        missing = [*layers, *normalisation]
-        if missing:
-            raise CheckpointError(f"{path}: SFace layers missing from the graph: {', '.join(missing)}")
+            if isinstance(target, Tensor):
+                _copy(target, _value(values, node, 1, path), f"{node.op_type} constant", path)
+            else:
+                _load_layer(target, node, values, path)
+        if targets:
+            raise CheckpointError(f"{path}: SFace layers missing from the graph: {', '.join(targets)}")
         return net.freeze()
 
 

@@ -1,0 +1,103 @@
+"""``facedancer swap``: faces in an image, a folder or a video."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from facedancer.cli.app import app
+from facedancer.errors import ConfigError
+
+console = Console(stderr=True)
+
+
+def _selection_args(faces: str, pairs: list[str], sources: list[Path]) -> tuple[list[Path], str, int, list[Path]]:
+    """(sources, mode, index, references) from --faces / --pair / -s."""
+    if pairs:
+        if sources:
+            raise ConfigError("give either -s/--source or --pair SOURCE=REFERENCE, not both")
+        split = [p.split("=", 1) for p in pairs]
+        if any(len(s) != 2 or not all(s) for s in split):
+            raise ConfigError("--pair expects SOURCE=REFERENCE (two image paths)")
+        return [Path(s) for s, _ in split], "reference", 0, [Path(r) for _, r in split]
+    if not sources:
+        raise ConfigError("missing -s/--source (the face to put in)")
+    if len(sources) > 1:
+        raise ConfigError("several sources need --pair SOURCE=REFERENCE to say which face each replaces")
+    if faces in ("all", "largest"):
+        return sources, faces, 0, []
+    if faces.isdigit():
+        return sources, "index", int(faces), []
+    if Path(faces).is_file():
+        return sources, "reference", 0, [Path(faces)]
+    raise ConfigError(f"--faces {faces!r}: expected all, largest, a face index (0 = leftmost) or a reference image")
+
+
+@app.command()
+def swap(
+    target: Annotated[Path, typer.Option("-t", "--target", help="image, folder (batch) or video")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output file, or folder for a folder target")],
+    source: Annotated[list[Path] | None, typer.Option("-s", "--source", help="image of the face to put in")] = None,
+    faces: Annotated[str, typer.Option(help="all | largest | N (0 = leftmost) | REFERENCE image")] = "all",
+    pair: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SOURCE=REFERENCE: faces that look like REFERENCE get SOURCE's face; repeat for several people"
+        ),
+    ] = None,
+    threshold: Annotated[float, typer.Option(help="identity similarity a face needs to match a reference")] = 0.363,
+    model: Annotated[str, typer.Option(help="bundled model name, model directory, or 'classical'")] = "facedancer-lite",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps")] = "cpu",
+    precision: Annotated[Literal["fp32", "fp16", "bf16"], typer.Option(help="generator precision")] = "fp32",
+    detector: Annotated[Literal["yunet", "retinaface"], typer.Option(help="face detector")] = "yunet",
+    blend: Annotated[
+        Literal["landmarks", "rect-image", "rect-video"],
+        typer.Option(help="paste-back mask: soft landmark outline, or the official feathered rectangles"),
+    ] = "landmarks",
+    colour: Annotated[bool, typer.Option("--colour/--no-colour", help="match the face's colour to the target")] = True,
+    poisson: Annotated[bool, typer.Option(help="Poisson (gradient-domain) blending on top of the mask")] = False,
+    batch_size: Annotated[int, typer.Option(help="faces per generator batch")] = 8,
+    max_frames: Annotated[int | None, typer.Option(help="stop a video after this many frames")] = None,
+    no_label: Annotated[
+        bool,
+        typer.Option(
+            "--no-label", help="do NOT mark outputs as synthetic (IPTC trainedAlgorithmicMedia); only with good reason"
+        ),
+    ] = False,
+) -> None:
+    """Swap the source face onto faces in TARGET and write OUT (labelled as synthetic media)."""
+    from facedancer.faces import BlendConfig
+    from facedancer.swap import FaceSwapper, Selection
+
+    sources, mode, index, references = _selection_args(faces, pair or [], source or [])
+    swapper = FaceSwapper.from_pretrained(
+        model,
+        device=device,
+        precision=precision,
+        detector=detector,
+        blend=BlendConfig(mask=blend, colour=colour, poisson=poisson),
+        batch_size=batch_size,
+    )
+    refs = np.stack([swapper.reference(r) for r in references]) if references else None
+    selection = Selection(mode=mode, index=index, references=refs, threshold=threshold)
+    prepared = [swapper.source(s) for s in sources]
+    if target.is_dir():
+        result = swapper.swap_folder(prepared, target, output, selection, label=not no_label, progress=True)
+        console.print(f"wrote {len(result.written)} files under {output}", soft_wrap=True)
+        for path, why in result.failed:
+            console.print(f"skipped {path}: {why}", highlight=False, markup=False, soft_wrap=True)
+        if result.failed:
+            raise typer.Exit(1)
+        return
+    report = swapper.swap_file(
+        prepared, target, output, selection, label=not no_label, progress=True, max_frames=max_frames
+    )
+    console.print(
+        f"wrote {output}: {report.faces_swapped} faces swapped in {report.frames} frame(s)",
+        highlight=False,
+        soft_wrap=True,
+    )

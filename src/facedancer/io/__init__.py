@@ -1,0 +1,30 @@
+"""Reading and writing images and videos safely, and labelling every output as synthetic."""
+
+from facedancer.io.formats import (
+    IMAGE_OUTPUT_SUFFIXES,
+    IMAGE_SUFFIXES,
+    VIDEO_OUTPUT_SUFFIXES,
+    VIDEO_SUFFIXES,
+    media_kind,
+)
+from facedancer.io.image import DEFAULT_MAX_PIXELS, read_image, write_image
+from facedancer.io.provenance import TRAINED_ALGORITHMIC_MEDIA, ProvenanceLabel, read_label
+from facedancer.io.video import VideoInfo, VideoReader, VideoWriter, transcode
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_OUTPUT_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "TRAINED_ALGORITHMIC_MEDIA",
+    "VIDEO_OUTPUT_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "ProvenanceLabel",
+    "VideoInfo",
+    "VideoReader",
+    "VideoWriter",
+    "media_kind",
+    "read_image",
+    "read_label",
+    "transcode",
+    "write_image",
+]

@@ -1,0 +1,20 @@
+"""The inference pipeline: swap faces in images, folders and videos."""
+
+from facedancer.swap.models import CLASSICAL, DEFAULT_MODEL, ClassicalSwapper, CropSwapper, GeneratorSwapper
+from facedancer.swap.select import DEFAULT_THRESHOLD, FaceMatcher, Selection
+from facedancer.swap.swapper import FaceSwapper, FolderReport, Source, SwapReport
+
+__all__ = [
+    "CLASSICAL",
+    "DEFAULT_MODEL",
+    "DEFAULT_THRESHOLD",
+    "ClassicalSwapper",
+    "CropSwapper",
+    "FaceMatcher",
+    "FaceSwapper",
+    "FolderReport",
+    "GeneratorSwapper",
+    "Selection",
+    "Source",
+    "SwapReport",
+]

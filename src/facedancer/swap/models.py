@@ -1,0 +1,167 @@
+"""What turns an aligned target crop into a swapped one: a trained generator, or the classical reference.
+
+Both sit behind :class:`CropSwapper`, so the face pipeline (detection, tracking, blending, video) is the
+same whichever model runs. A model is named by ``--model``: a model shipped inside the package, a model
+directory (``config.json`` + ``model.safetensors``), or ``classical``, the parameter-free landmark-warp
++ Poisson swap that needs no weights at all.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+import torch
+
+from facedancer.errors import CheckpointError, ConfigError
+from facedancer.faces.align import align, template
+from facedancer.faces.classical_swap import classical_swap
+from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_encoder
+from facedancer.nn import Generator
+from facedancer.nn.pretrained import CONFIG_NAME, read_meta
+
+Precision = Literal["fp32", "fp16", "bf16"]
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+#: the model ``facedancer swap`` uses when none is named
+DEFAULT_MODEL = "facedancer-lite"
+CLASSICAL = "classical"
+
+
+class CropSwapper(Protocol):
+    """Swaps faces on aligned crops (ArcFace template scaled to ``crop_size``, shrink 1.0)."""
+
+    name: str
+    crop_size: int
+
+    def source(self, image: np.ndarray, landmarks: np.ndarray) -> object:
+        """Whatever this swapper keeps of a source face (an embedding, a crop), computed once."""
+        ...
+
+    def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
+        """(B, S, S, 3) uint8 target crops and one source per crop -> swapped crops, same shape."""
+        ...
+
+
+def bundled_models() -> dict[str, Path]:
+    """Models shipped inside the package (``facedancer/weights/<name>/``)."""
+    root = Path(str(resources.files("facedancer") / "weights"))
+    if not root.is_dir():
+        return {}
+    return {p.name: p for p in sorted(root.iterdir()) if (p / CONFIG_NAME).is_file()}
+
+
+def model_directory(spec: str | Path) -> Path:
+    """The directory of a bundled model name or a path; a clear error for anything else."""
+    path = Path(spec)
+    if (path / CONFIG_NAME).is_file():
+        return path
+    bundled = bundled_models()
+    if str(spec) in bundled:
+        return bundled[str(spec)]
+    if path.exists():
+        raise CheckpointError(f"{path} is not a facedancer model: {CONFIG_NAME} is missing")
+    choices = ", ".join([*bundled, CLASSICAL, "or a model directory"])
+    if str(spec) == DEFAULT_MODEL:
+        raise CheckpointError(
+            f"the default model {DEFAULT_MODEL} is not bundled with this version of facedancer; "
+            f"use --model {CLASSICAL} (parameter-free reference swap) or --model PATH to a trained model"
+        )
+    raise CheckpointError(f"unknown model {str(spec)!r}; choose {choices}")
+
+
+class GeneratorSwapper:
+    """A trained FaceDancer generator: ``G(x_t, z_s)`` on 256 crops, ``z_s`` from the identity encoder."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        encoder: IdentityEncoder,
+        name: str,
+        device: torch.device,
+        precision: Precision = "fp32",
+    ) -> None:
+        self.name = name
+        self.device = device
+        self.dtype = DTYPES[precision]
+        self.generator = generator.eval().to(device=device, dtype=self.dtype)
+        self.encoder = encoder.to(device)
+        self.crop_size = generator.config.image_size
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        directory: str | Path,
+        device: str | torch.device = "cpu",
+        precision: Precision = "fp32",
+        encoder_weights: str | Path | None = None,
+    ) -> GeneratorSwapper:
+        generator = Generator.from_pretrained(directory)
+        encoder_name = read_meta(directory).get("identity_encoder") or _encoder_for(generator.config.identity_dim)
+        if EMBEDDING_DIMS.get(encoder_name) != generator.config.identity_dim:
+            raise CheckpointError(
+                f"{directory}: identity encoder {encoder_name!r} does not give "
+                f"{generator.config.identity_dim}-d embeddings"
+            )
+        return cls(
+            generator,
+            load_encoder(encoder_name, encoder_weights),
+            Path(directory).name,
+            torch.device(device),
+            precision,
+        )
+
+    @torch.inference_mode()
+    def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
+        crop, _ = align(image, landmarks, self.encoder.input_size)
+        return self.encoder(from_uint8(crop).to(self.device))[0]
+
+    @torch.inference_mode()
+    def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
+        x = from_uint8(crops).to(self.device) * 2 - 1
+        z = torch.stack([torch.as_tensor(s) for s in sources]).to(self.device)
+        y = self.generator(x.to(self.dtype), z.to(self.dtype)).float()
+        # the output layer is linear (PAPER.md §1.3): map [-1, 1] to pixels and clip only here
+        out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return out.permute(0, 2, 3, 1).cpu().numpy()
+
+
+class ClassicalSwapper:
+    """The parameter-free reference: the source face warped onto the target's landmarks, Poisson-blended.
+
+    Every crop is aligned to the same template, so both faces' five points are the template's.
+    """
+
+    name = CLASSICAL
+
+    def __init__(self, crop_size: int = 256) -> None:
+        self.crop_size = crop_size
+        self._points = template(crop_size)
+
+    def source(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        return align(image, landmarks, self.crop_size)[0]
+
+    def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
+        return np.stack(
+            [classical_swap(c, self._points, np.asarray(s), self._points) for c, s in zip(crops, sources, strict=True)]
+        )
+
+
+def _encoder_for(identity_dim: int) -> str:
+    names = [n for n, d in EMBEDDING_DIMS.items() if d == identity_dim]
+    if not names:
+        raise ConfigError(f"no identity encoder gives {identity_dim}-d embeddings")
+    return names[0]
+
+
+def load_crop_swapper(
+    model: str | Path = DEFAULT_MODEL,
+    device: str | torch.device = "cpu",
+    precision: Precision = "fp32",
+    encoder_weights: str | Path | None = None,
+) -> CropSwapper:
+    if str(model) == CLASSICAL:
+        return ClassicalSwapper()
+    return GeneratorSwapper.from_pretrained(model_directory(model), device, precision, encoder_weights)

@@ -1,0 +1,148 @@
+"""``facedancer swap`` as users run it: outputs, labels, and one clear line for every bad input."""
+
+import struct
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from facedancer.cli import main
+from facedancer.io import read_image, read_label, write_image
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Call the CLI's ``main`` in-process: (exit code, stdout, stderr)."""
+
+    def call(*args):
+        monkeypatch.setattr(sys, "argv", ["facedancer", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+@pytest.fixture
+def pair(lfw):
+    return lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg", lfw / "Adrien_Brody" / "Adrien_Brody_0001.jpg"
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_classical_swap_writes_a_labelled_image(run, pair, tmp_path):
+    code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "out.png", "--model", "classical")
+    assert code == 0, err
+    assert read_image(tmp_path / "out.png").shape == read_image(pair[1]).shape
+    assert "classical" in str(read_label(tmp_path / "out.png"))
+    code, out, _ = run("inspect", tmp_path / "out.png")
+    assert code == 0 and "trainedAlgorithmicMedia" in out
+
+
+def test_no_label_only_on_request(run, pair, tmp_path):
+    code, _, _ = run(
+        "swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.jpg", "--model", "classical", "--no-label"
+    )
+    assert code == 0 and read_label(tmp_path / "o.jpg") is None
+
+
+def test_no_face_in_source_exits_2(cli, pair, tmp_path):
+    wall = tmp_path / "wall.png"
+    write_image(wall, np.full((300, 300, 3), 90, np.uint8), None)
+    r = cli("swap", "-s", wall, "-t", pair[1], "-o", tmp_path / "out.png", "--model", "classical")
+    assert r.returncode == 2
+    assert "no face found in the source image" in _one_line(r.stderr)
+    assert not (tmp_path / "out.png").exists()
+
+
+def _png_bomb(path):
+    """A tiny PNG whose header claims 50,000 x 50,000 pixels."""
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("case", ["truncated", "unsupported", "bomb", "missing", "truncated-video"])
+def test_bad_targets_exit_2_without_output(run, pair, shared, tmp_path, case):
+    target = (
+        tmp_path
+        / {
+            "truncated": "t.jpg",
+            "unsupported": "t.txt",
+            "bomb": "t.png",
+            "missing": "none.jpg",
+            "truncated-video": "t.mp4",
+        }[case]
+    )
+    if case == "truncated":
+        target.write_bytes(pair[1].read_bytes()[:2500])
+    elif case == "unsupported":
+        target.write_text("hello")
+    elif case == "bomb":
+        _png_bomb(target)
+    elif case == "truncated-video":
+        clip = (shared / "data/videos/video_retalking/5.mp4").read_bytes()
+        target.write_bytes(clip[: len(clip) // 3])
+    out = tmp_path / ("out.mp4" if case == "truncated-video" else "out.png")
+    code, _, err = run("swap", "-s", pair[0], "-t", target, "-o", out, "--model", "classical")
+    assert code == 2, err
+    line = _one_line(err)
+    assert str(target.name) in line
+    assert list(tmp_path.glob("out*")) == [] and list(tmp_path.glob(".out*")) == []
+
+
+@pytest.mark.parametrize("output", ["missing-dir-is-fine", "under-a-file", "wrong-kind"])
+def test_output_paths(run, pair, tmp_path, output):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = {
+        "missing-dir-is-fine": tmp_path / "new" / "dir" / "o.png",
+        "under-a-file": blocker / "o.png",
+        "wrong-kind": tmp_path / "o.mp4",
+    }[output]
+    code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", out, "--model", "classical")
+    if output == "missing-dir-is-fine":
+        assert code == 0 and out.is_file()
+    else:
+        assert code == 2 and "cannot write" in _one_line(err)
+
+
+def test_folder_with_bad_files_finishes_and_exits_1(run, pair, tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "ok.jpg").write_bytes(pair[1].read_bytes())
+    (src / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    code, _, err = run("swap", "-s", pair[0], "-t", src, "-o", tmp_path / "out", "--model", "classical")
+    assert code == 1
+    assert (tmp_path / "out" / "sub" / "ok.jpg").is_file() and not (tmp_path / "out" / "bad.jpg").exists()
+    assert "skipped" in err and "bad.jpg" in err
+
+
+def test_selection_arguments(run, pair, tmp_path):
+    code, _, err = run("swap", "-t", pair[1], "-o", tmp_path / "o.png", "--model", "classical")
+    assert code == 2 and "missing -s/--source" in _one_line(err)
+    code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.png", "--faces", "eldest")
+    assert code == 2 and "--faces 'eldest'" in _one_line(err)
+    code, _, err = run(
+        "swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.png", "--model", "classical", "--faces", pair[1]
+    )  # the target's own face as the reference: it is swapped
+    assert code == 0, err
+
+
+def test_default_model_missing_is_explained(run, pair, tmp_path):
+    code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.png")
+    assert code == 2 and "--model classical" in _one_line(err)

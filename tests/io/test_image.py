@@ -1,0 +1,136 @@
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facedancer.errors import InputError, OutputError
+from facedancer.io import ProvenanceLabel, read_image, read_label, write_image
+from facedancer.io.formats import media_kind
+
+LABEL = ProvenanceLabel(model="facedancer-lite", note="test")
+
+
+@pytest.fixture(scope="module")
+def photo(lfw):
+    return lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg"
+
+
+@pytest.fixture(scope="module")
+def rgb(photo):
+    return np.asarray(Image.open(photo).convert("RGB"))
+
+
+def one_line_input_error(path, **kwargs) -> str:
+    with pytest.raises(InputError) as e:
+        read_image(path, **kwargs)
+    message = str(e.value)
+    assert "\n" not in message and str(path) in message
+    return message
+
+
+def test_reads_lfw_photo_as_rgb_uint8(photo, rgb):
+    image = read_image(photo)
+    assert image.dtype == np.uint8 and image.shape == (250, 250, 3) and image.flags.writeable
+    np.testing.assert_array_equal(image, rgb)
+
+
+def test_exif_orientation_is_applied(tmp_path, rgb):
+    crop = rgb[:, :180]  # not square, so a rotation shows in the shape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: display turns it 90 degrees clockwise
+    Image.fromarray(crop).save(tmp_path / "o.jpg", exif=exif, quality=100)
+    image = read_image(tmp_path / "o.jpg")
+    assert image.shape == (180, 250, 3)
+    assert np.abs(image.astype(int) - np.rot90(crop, -1)).mean() < 3
+
+
+def test_grayscale_palette_alpha_and_16_bit_become_rgb(tmp_path, rgb):
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "gray.png"), np.repeat(gray[..., None], 3, 2))
+
+    Image.fromarray(rgb).quantize(64).save(tmp_path / "palette.png")
+    assert np.abs(read_image(tmp_path / "palette.png").astype(int) - rgb).mean() < 8
+
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:50, :, 3] = 0  # transparent band flattens onto white
+    Image.fromarray(rgba).save(tmp_path / "alpha.png")
+    flat = read_image(tmp_path / "alpha.png")
+    assert (flat[:50] == 255).all()
+    np.testing.assert_array_equal(flat[50:], rgb[50:])
+
+    sixteen = gray.astype(np.uint16) * 257  # scaled to 16 bits, must come back scaled, not clipped at 255
+    Image.fromarray(sixteen).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    np.testing.assert_array_equal(read_image(tmp_path / "g16.png")[..., 0], gray)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_image_is_one_line_input_error(tmp_path, rgb, suffix):
+    Image.fromarray(rgb).save(tmp_path / f"full{suffix}")
+    data = (tmp_path / f"full{suffix}").read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    assert "truncated" in one_line_input_error(tmp_path / f"cut{suffix}")
+
+
+def test_zero_byte_missing_and_unsupported_files(tmp_path, rgb, shared):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert "empty" in one_line_input_error(tmp_path / "empty.jpg")
+    assert "No such file" in one_line_input_error(tmp_path / "missing.png")
+    Image.fromarray(rgb).save(tmp_path / "icon.tga")  # a real image in a format we do not read
+    assert "supported format" in one_line_input_error(tmp_path / "icon.tga")
+    video = shared / "data/videos/liveportrait/d18.mp4"
+    assert "supported format" in one_line_input_error(video)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height and whose pixel data is a few bytes of nothing."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_from_header(tmp_path, photo):
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header_only(12_000, 12_000))  # 144 MP claimed in 80 bytes
+    assert bomb.stat().st_size < 200
+    assert "decompression bomb" in one_line_input_error(bomb)
+    assert "MP limit" in one_line_input_error(photo, max_pixels=250 * 249)  # the cap is configurable
+    assert read_image(photo, max_pixels=250 * 250).shape == (250, 250, 3)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".webp"])
+def test_write_image_round_trip_with_label(tmp_path, rgb, suffix):
+    out = write_image(tmp_path / f"out{suffix}", rgb, LABEL)
+    back = read_image(out)
+    tolerance = 0 if suffix == ".png" else 4
+    assert np.abs(back.astype(int) - rgb).mean() <= tolerance
+    assert read_label(out) == LABEL
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix}"]  # no temporary file left
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_label_none_writes_an_unlabelled_image(tmp_path, rgb, suffix):
+    assert read_label(write_image(tmp_path / f"plain{suffix}", rgb, None)) is None
+
+
+def test_unwritable_output_is_one_line_output_error(tmp_path, rgb):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "folder.png").mkdir()
+    for target in (tmp_path / "file" / "out.png", tmp_path / "folder.png", tmp_path / "out.tga"):
+        with pytest.raises(OutputError) as e:
+            write_image(target, rgb, LABEL)
+        assert "\n" not in str(e.value) and str(target) in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder.png"]
+    assert list((tmp_path / "folder.png").iterdir()) == []
+
+
+def test_media_kind_by_suffix():
+    assert media_kind("a/b.JPG") == "image" and media_kind("x.webp") == "image"
+    assert media_kind("clip.MP4") == "video" and media_kind("loop.gif") == "video"
+    assert media_kind("notes.txt") is None
