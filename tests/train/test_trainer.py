@@ -212,10 +212,11 @@ def test_configuration_errors(lfw_crops, tmp_path):
     no_margins["ifsr"]["margins"] = None
     with pytest.raises(ConfigError, match="calibrate-ifsr"):
         Trainer(resolve_perceptual(from_dict(Preset, no_margins)), tmp_path)
-    no_data = micro_config(lfw_crops, tmp_path)
+    no_data = micro_config(lfw_crops, tmp_path / "runs")
     no_data["data"]["root"] = None
     with pytest.raises(ConfigError, match="data.root"):
-        Trainer(resolve_perceptual(from_dict(Preset, no_data)), tmp_path)
+        train(from_dict(Preset, no_data))
+    assert not any((tmp_path / "runs").iterdir())  # no half-made run directory
 
 
 def test_cli_dry_run_and_errors(cli, lfw_crops, tmp_path):

@@ -202,8 +202,10 @@ def summarise(
 
 def plot(margins: Margins, path: Path) -> Path:
     """Per-block mean +- std of the three distance distributions (selected blocks shaded), and the EER."""
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise InputError("the distance plot needs matplotlib: pip install 'facedancer[train]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shutil
 import signal
+import threading
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -497,7 +499,9 @@ class Trainer:
     def fit(self) -> Result:
         """Train until ``train.steps``, or until SIGTERM/SIGINT (then checkpoint and return)."""
         cfg = self.cfg
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        in_main_thread = threading.current_thread() is threading.main_thread()  # signals only reach it
+        signals = (signal.SIGTERM, signal.SIGINT) if in_main_thread else ()
+        previous = {s: signal.signal(s, self._on_signal) for s in signals}
         samples_per_step = cfg.batch_size * cfg.accumulate * self.world.size
         last_saved: Path | None = None
         status = "finished"
@@ -534,6 +538,7 @@ class Trainer:
             monitor.images(self.step, self.sample_images())
 
     def close(self) -> None:
+        self._batches = None  # stops the DataLoader's worker processes
         if self.monitor is not None:
             self.monitor.close()
         torch.use_deterministic_algorithms(self._deterministic_before)
@@ -553,7 +558,12 @@ def train(
         else:
             made = new_run_dir(preset.train.out_dir, preset.name) if world.main else None
             run_dir = Path(str(distributed.broadcast_object(str(made) if made else None, world)))
-        trainer = Trainer(preset, run_dir, world, encoder)
+        try:
+            trainer = Trainer(preset, run_dir, world, encoder)
+        except Exception:
+            if resume is None and world.main:  # a config error leaves no empty run directory behind
+                shutil.rmtree(run_dir, ignore_errors=True)
+            raise
         try:
             if resume is not None:
                 trainer.load(checkpoint.latest(run_dir / "checkpoints"))
