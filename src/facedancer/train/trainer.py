@@ -143,12 +143,8 @@ class Trainer:
         self.device = resolve_device(cfg.device, self.world)
         self.amp_dtype = resolve_precision(cfg.precision, self.device)
         self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and self.device.type == "cuda")
-        self._deterministic_before = torch.are_deterministic_algorithms_enabled()
-        if cfg.deterministic:
-            torch.use_deterministic_algorithms(True)
-            torch.backends.cudnn.benchmark = False
-        elif self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        if preset.data.root is None:
+            raise ConfigError("data.root is not set: give a folder made by `facedancer prepare` (--set data.root=DIR)")
 
         torch.manual_seed(cfg.seed)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -168,8 +164,6 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
-        if preset.data.root is None:
-            raise ConfigError("data.root is not set: give a folder made by `facedancer prepare` (--set data.root=DIR)")
         crops = CropIndex.open(preset.data.root)
         self.train_crops, val_crops = crops.split(preset.data.val_identities, cfg.seed)
         self.dataset = PairDataset(self.train_crops, preset.generator.image_size)
@@ -180,6 +174,13 @@ class Trainer:
         self._batches = None
         self._stop: str | None = None
         self.monitor = Monitor(run_dir, cfg.tensorboard) if self.world.main else None
+        # process-wide switches, set last (after every config check) and restored by close()
+        self._deterministic_before = torch.are_deterministic_algorithms_enabled()
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
 
     # --- construction ---------------------------------------------------------------------------
     def _build_losses(self) -> None:
