@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -72,3 +73,26 @@ def test_dataset_on_prepared_lfw_crops(lfw_crops):
     torch.testing.assert_close(batch["source"][same], batch["target"][same])
     pairs = validation_pairs(val, 10, seed=0)
     assert pairs == validation_pairs(val, 10, seed=0) and all(val.labels[t] != val.labels[s] for t, s, _ in pairs)
+
+
+def test_crops_read_from_webdataset_tars_equal_the_folder(lfw, tmp_path):
+    import pytest
+
+    from facedancer.errors import InputError
+    from facedancer.train.prepare import PrepareOptions, prepare
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:3]:
+        (src / person.name).symlink_to(person)
+    prepare(src, tmp_path / "out", PrepareOptions(min_face=64, tar_samples=7))
+    folder, tars = CropIndex.open(tmp_path / "out"), CropIndex.open(tmp_path / "out", "tars")
+    assert folder.files == tars.files and len({m.tar for m in tars.members.values()}) > 1
+    train, _ = tars.split(1, seed=0)
+    assert train.members is tars.members
+    for i in (0, len(folder) - 1):
+        np.testing.assert_array_equal(folder.load(i, 64), tars.load(i, 64))
+    for tar in (tmp_path / "out" / "webdataset").glob("*.tar"):
+        tar.unlink()
+    with pytest.raises(InputError, match="not in its WebDataset tars"):
+        CropIndex.open(tmp_path / "out", "tars")

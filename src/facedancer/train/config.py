@@ -31,6 +31,8 @@ class AugmentConfig:
 class DataConfig:
     #: a folder written by ``facedancer prepare`` (crops/ + manifest.csv)
     root: str | None = None
+    #: read the crops from "crops/" or from the WebDataset tars ``prepare --tar-samples`` wrote
+    source: Literal["crops", "tars"] = "crops"
     #: per-sample probability that the source is the target image itself (at least one per batch)
     same_ratio: float = 0.2
     augment: AugmentConfig = field(default_factory=AugmentConfig)

@@ -12,9 +12,11 @@ distributed rank take its own disjoint share of every epoch, as ``DistributedSam
 
 from __future__ import annotations
 
+import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -24,7 +26,7 @@ from torch.utils.data import Dataset
 
 from facedancer.errors import InputError
 from facedancer.train.config import AugmentConfig
-from facedancer.train.prepare import read_manifest
+from facedancer.train.prepare import read_manifest, tar_key
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
@@ -36,22 +38,65 @@ def seeded(*keys: int) -> torch.Generator:
 
 
 @dataclass(frozen=True)
+class TarMember:
+    """Where a crop's PNG bytes lie inside a WebDataset tar: read with one seek, no tar parsing."""
+
+    tar: Path
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        with self.tar.open("rb") as f:
+            f.seek(self.offset)
+            return f.read(self.size)
+
+
+def index_tars(root: Path) -> dict[str, TarMember]:
+    """Sample key -> PNG member of every ``root/webdataset/crops-*.tar`` (headers only are read)."""
+    found = {}
+    for path in sorted((root / "webdataset").glob("crops-*.tar")):
+        with tarfile.open(path) as tar:
+            for m in tar:
+                if m.isfile() and m.name.endswith(".png"):
+                    found[m.name[: -len(".png")]] = TarMember(path, m.offset_data, m.size)
+    return found
+
+
+@dataclass(frozen=True)
 class CropIndex:
-    """The crops of a prepared dataset with an integer identity label each."""
+    """The crops of a prepared dataset with an integer identity label each.
+
+    ``source`` "crops" reads ``crops/**.png``; "tars" reads the same crops from the WebDataset tars of
+    ``prepare --tar-samples`` by offset (few large files suit cluster file systems), so sampling, resume
+    and distribution work exactly as with the folder.
+    """
 
     root: Path
     files: tuple[str, ...]
     labels: tuple[int, ...]
     identities: tuple[str, ...]
+    members: dict[str, TarMember] | None = None
 
     @classmethod
-    def open(cls, root: str | Path) -> CropIndex:
+    def open(cls, root: str | Path, source: Literal["crops", "tars"] = "crops") -> CropIndex:
+        root = Path(root)
         rows = read_manifest(root)
         if not rows:
             raise InputError(f"{root} holds no aligned crops")
         identities = tuple(sorted({r["identity"] for r in rows}))
         label = {name: i for i, name in enumerate(identities)}
-        return cls(Path(root), tuple(r["file"] for r in rows), tuple(label[r["identity"]] for r in rows), identities)
+        files, labels = tuple(r["file"] for r in rows), tuple(label[r["identity"]] for r in rows)
+        members = None
+        if source == "tars":
+            by_key = index_tars(root)
+            missing = [f for f in files if tar_key(f) not in by_key]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} crops of {root}/manifest.csv are not in its WebDataset tars "
+                    f"(e.g. {missing[0]}): rerun `facedancer prepare ... --tar-samples N`"
+                )
+            members = {f: by_key[tar_key(f)] for f in files}
+        return cls(root, files, labels, identities, members)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -67,12 +112,15 @@ class CropIndex:
     def _subset(self, keep) -> CropIndex:
         idx = [i for i, lab in enumerate(self.labels) if keep(lab)]
         files, labels = tuple(self.files[i] for i in idx), tuple(self.labels[i] for i in idx)
-        return CropIndex(self.root, files, labels, self.identities)
+        return CropIndex(self.root, files, labels, self.identities, self.members)
 
     def load(self, i: int, size: int) -> np.ndarray:
         """RGB uint8 crop resized to ``size`` (area filter when shrinking)."""
         path = self.root / self.files[i]
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if self.members is None:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        else:
+            image = cv2.imdecode(np.frombuffer(self.members[self.files[i]].read(), np.uint8), cv2.IMREAD_COLOR)
         if image is None:
             raise InputError(f"cannot read {path}")
         if image.shape[0] != size:

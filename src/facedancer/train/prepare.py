@@ -313,6 +313,11 @@ def read_manifest(root: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def tar_key(file: str) -> str:
+    """WebDataset sample key of a crop: its path below crops/ without suffix (no dots: they split keys)."""
+    return file[len(CROPS) + 1 : -len(".png")].replace(".", "_")
+
+
 def write_webdataset(dst: Path, samples_per_tar: int) -> None:
     """Pack the crops into ``DST/webdataset/crops-NNNNNN.tar`` (png + json per sample) for streaming readers."""
     import tarfile
@@ -326,7 +331,7 @@ def write_webdataset(dst: Path, samples_per_tar: int) -> None:
         name = out / f"crops-{start // samples_per_tar:06d}.tar"
         with atomic_path(name) as tmp, tarfile.open(tmp, "w") as tar:
             for row in rows[start : start + samples_per_tar]:
-                key = row["file"][len(CROPS) + 1 : -len(".png")].replace(".", "_")
+                key = tar_key(row["file"])
                 meta = {k: row[k] for k in ("identity", "source", "frame", "score")}
                 meta["landmarks"] = [[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)]
                 tar.add(dst / row["file"], arcname=f"{key}.png")

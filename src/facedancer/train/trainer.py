@@ -164,7 +164,7 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
-        crops = CropIndex.open(preset.data.root)
+        crops = CropIndex.open(preset.data.root, preset.data.source)
         self.train_crops, val_crops = crops.split(preset.data.val_identities, cfg.seed)
         self.dataset = PairDataset(self.train_crops, preset.generator.image_size)
         self.val_pairs = validation_pairs(val_crops, preset.data.val_pairs, cfg.seed) if preset.data.val_pairs else []
