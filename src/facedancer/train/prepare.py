@@ -22,9 +22,11 @@ faces of about 75-105 px (YuNet box width: 1st percentile 76, median 93), so eve
 from __future__ import annotations
 
 import csv
+import io
 import json
 import multiprocessing
 import os
+import tarfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -320,8 +322,6 @@ def tar_key(file: str) -> str:
 
 def write_webdataset(dst: Path, samples_per_tar: int) -> None:
     """Pack the crops into ``DST/webdataset/crops-NNNNNN.tar`` (png + json per sample) for streaming readers."""
-    import tarfile
-
     rows = read_manifest(dst)
     out = dst / "webdataset"
     out.mkdir(exist_ok=True)
@@ -338,10 +338,7 @@ def write_webdataset(dst: Path, samples_per_tar: int) -> None:
                 _add_bytes(tar, f"{key}.json", json.dumps(meta).encode())
 
 
-def _add_bytes(tar, name: str, data: bytes) -> None:
-    import io
-    import tarfile
-
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
