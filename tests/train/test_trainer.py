@@ -14,7 +14,11 @@ from safetensors.torch import load_file
 
 from facedancer.config import from_dict
 from facedancer.errors import ConfigError, TrainingError
+from facedancer.io import read_label
+from facedancer.nn import Generator
+from facedancer.nn.pretrained import read_meta
 from facedancer.presets import Preset
+from facedancer.swap import FaceSwapper
 from facedancer.train import checkpoint
 from facedancer.train.trainer import Trainer, resolve_perceptual, train
 
@@ -183,7 +187,7 @@ def test_options_alternating_accumulation_hinge_official_and_lr_schedule(lfw_cro
     assert trainer.opt_g.param_groups[0]["betas"] == (0.0, 0.99) and trainer.opt_g.param_groups[0]["eps"] == 1e-7
 
 
-def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, tmp_path):
+def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_path):
     preset = micro(lfw_crops, tmp_path, steps=2, tensorboard=True, val_every=2, image_every=2)
     result = train(preset)
     assert result.status == "finished" and result.run_dir.name == "00000-micro"
@@ -198,11 +202,13 @@ def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, tmp_path):
     events = list((result.run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 1000  # scalars and an image grid
     model = result.checkpoint / "generator"
-    from facedancer.nn import Generator
-    from facedancer.nn.pretrained import read_meta
-
     assert Generator.from_pretrained(model).config.image_size == 32
     assert read_meta(model)["identity_encoder"] == "sface"
+    # what training writes is what `facedancer swap --model` takes
+    out = tmp_path / "swap.png"
+    people = sorted(p for p in lfw.iterdir() if p.is_dir())
+    FaceSwapper.from_pretrained(model).swap_file(next(people[0].glob("*.jpg")), next(people[1].glob("*.jpg")), out)
+    assert "micro@step2" in str(read_label(out))
 
 
 def test_configuration_errors(lfw_crops, tmp_path):
