@@ -32,3 +32,7 @@ class NoFaceError(InputError):
 
 class OutputError(FacedancerError):
     """An output path that cannot be written."""
+
+
+class TrainingError(FacedancerError):
+    """A training run that cannot go on: a non-finite loss, or replicas that drifted apart."""

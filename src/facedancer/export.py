@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -33,6 +34,9 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
     z = torch.zeros(2, cfg.identity_dim)
     batch = torch.export.Dim("batch", min=1, max=4096)
     path = Path(path)
+    onnx_log = logging.getLogger("torch.onnx")
+    level = onnx_log.level
+    onnx_log.setLevel(logging.ERROR)  # the exporter logs about optional torchvision ops we never use
     with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -45,4 +49,5 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
             opset_version=opset,
             external_data=False,
         )
+    onnx_log.setLevel(level)
     return path

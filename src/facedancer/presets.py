@@ -15,6 +15,7 @@ from facedancer.config import from_dict, load_yaml
 from facedancer.errors import ConfigError
 from facedancer.identity import EMBEDDING_DIMS
 from facedancer.nn import DiscriminatorConfig, GeneratorConfig
+from facedancer.train.config import DataConfig, TrainConfig
 
 
 @dataclass
@@ -38,6 +39,8 @@ class IFSRConfig:
     margins: str | None = None
     #: "batch": hinge on the batch-mean distance (official code); "sample": mean of per-sample hinges
     reduction: Literal["batch", "sample"] = "batch"
+    #: lambda_ifsr in the generator objective
+    weight: float = 1.0
 
 
 @dataclass
@@ -48,6 +51,8 @@ class Preset:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     identity: IdentityConfig = field(default_factory=IdentityConfig)
     ifsr: IFSRConfig = field(default_factory=IFSRConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         dim = EMBEDDING_DIMS[self.identity.encoder]

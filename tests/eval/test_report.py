@@ -46,7 +46,7 @@ def test_shards_merge_into_the_single_run(small_videos, instruments, random_mode
     single = merge([run_shard(plan, contenders, instruments, config)])
     paths = [
         run_shard(plan, contenders, instruments, config, Shard(k, 2)).save(tmp_path / f"part-{k}-of-2.npz")
-        for k in (2, 1)
+        for k in (1, 0)
     ]
     parts = [Partial.load(p) for p in paths]
     merged = merge(parts)
@@ -58,16 +58,17 @@ def test_shards_merge_into_the_single_run(small_videos, instruments, random_mode
     assert merged.results == single.results
     assert merged.rows() == single.rows()
     summary = merged.summary()
-    assert [s["shard"] for s in summary["shards"]] == ["1/2", "2/2"]
+    assert [s["shard"] for s in summary["shards"]] == ["0/2", "1/2"]
     assert summary["plan"]["digest"] == plan.digest() and summary["sampling"]["seed"] == 0
     results = {r["name"]: r for r in summary["results"]}
-    assert list(results) == ["copy-target", "paste-source", str(random_model)]
+    assert list(results) == ["copy-target", "paste-source", random_model.name]
+    assert summary["run"]["contenders"][2]["model"] == str(random_model.resolve())
     assert results["copy-target"]["fid"] < 1e-6  # the reals against themselves
     for r in results.values():
         assert all(math.isfinite(r[k]) for k in ("id_retrieval", "pose_error", "expression_error", "fid"))
     json.dumps(summary)
 
-    with pytest.raises(InputError, match="2/2 is missing"):
+    with pytest.raises(InputError, match="1/2 is missing"):
         merge(parts[1:])
     with pytest.raises(InputError, match="given twice"):
         merge([parts[0], parts[0], parts[1]])
@@ -77,7 +78,7 @@ def test_shards_merge_into_the_single_run(small_videos, instruments, random_mode
 
 
 def test_a_part_that_is_not_one_is_a_clear_error(tmp_path):
-    bogus = tmp_path / "part-1-of-2.npz"
+    bogus = tmp_path / "part-0-of-2.npz"
     np.savez(bogus, x=np.zeros(2))
     with pytest.raises(InputError, match="not a facedancer eval part"):
         Partial.load(bogus)

@@ -180,3 +180,15 @@ register(
         description="TF-FID Inception-v3 as TorchScript: 299x299 input in [-1, 0.992], 2048-d pool features",
     )
 )
+register(
+    Asset(
+        name="vgg16",
+        kind="user",
+        source="torchvision VGG16 ImageNet weights (vgg16-397923af.pth), for the perceptual loss",
+        sha256="",
+        size=0,
+        licence="BSD-3-Clause (torchvision code); ImageNet-trained weights: non-commercial research terms of ImageNet",
+        description="VGG16 features in torchvision's state-dict layout, loaded with weights_only=True",
+        filename="vgg16.pth",
+    )
+)

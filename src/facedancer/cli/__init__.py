@@ -17,6 +17,7 @@ from facedancer.errors import FacedancerError
 from facedancer.cli import models  # noqa: F401  isort: skip
 from facedancer.cli import inspect  # noqa: F401  isort: skip
 from facedancer.cli import swap  # noqa: F401  isort: skip
+from facedancer.cli import train  # noqa: F401  isort: skip
 from facedancer.cli import eval  # noqa: F401  isort: skip
 
 

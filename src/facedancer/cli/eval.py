@@ -10,7 +10,9 @@ from rich.console import Console
 
 from facedancer.cli.app import app
 from facedancer.errors import ConfigError, OutputError
-from facedancer.eval.runner import METRICS
+
+# the evaluation library (torch, dlib, the networks) is imported inside the commands, so that
+# `facedancer --help` and the other commands start without it
 
 console = Console(stderr=True)
 eval_app = typer.Typer(
@@ -61,8 +63,10 @@ def _protocol_command(protocol: str):
         seed: Annotated[int, typer.Option(help="sampling seed (written into the report)")] = 0,
         frames_per_video: Annotated[int | None, typer.Option(help="videos: target frames per video [10]")] = None,
         gallery_per_identity: Annotated[int, typer.Option(help="gallery pictures per identity")] = 3,
-        shard: Annotated[str, typer.Option(help="K/N: run part K of N and write a part to merge")] = "1/1",
-        metrics: Annotated[str, typer.Option(help="comma-separated: id, pose, expression, fid")] = ",".join(METRICS),
+        shard: Annotated[str, typer.Option(help="K/N: run part K (0-based) of N and write a part to merge")] = "0/1",
+        metrics: Annotated[
+            str | None, typer.Option(help="comma-separated subset of id, pose, expression, fid [all]")
+        ] = None,
         pose_estimator: Annotated[Literal["3ddfa", "fsanet"], typer.Option(help="head-pose estimator")] = "3ddfa",
         recogniser: Annotated[
             str, typer.Option(help="identity recogniser: dlib, or an identity encoder (arcface-iresnet50, sface)")
@@ -76,7 +80,7 @@ def _protocol_command(protocol: str):
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print the sampling plan and stop")] = False,
     ) -> None:
         from facedancer.eval.protocols import DEFAULT_FRAMES_PER_VIDEO, SamplingConfig
-        from facedancer.eval.runner import RunConfig, Shard
+        from facedancer.eval.runner import METRICS, RunConfig, Shard
 
         if frames_per_video is not None and protocol != "videos":
             raise ConfigError("--frames-per-video applies to the videos protocol only")
@@ -91,7 +95,7 @@ def _protocol_command(protocol: str):
         )
         run = RunConfig(
             models=_models(model),
-            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()),
+            metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else METRICS,
             pose_estimator=pose_estimator,
             recogniser=recogniser,
             recogniser_weights=str(recogniser_weights) if recogniser_weights else None,

@@ -11,17 +11,21 @@ from rich.table import Table
 
 from facedancer import assets
 from facedancer.cli.app import app
-from facedancer.nn import Discriminator, Generator, parameter_count
-from facedancer.nn.pretrained import CONFIG_NAME, Pretrained
-from facedancer.presets import load_preset
+
+# torch and the networks are imported inside the commands that need them, so that `facedancer inspect`,
+# `models list` and `--help` start in a fraction of a second
 
 console = Console()
 models_app = typer.Typer(help="List, fetch, verify and add the external files facedancer uses.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
 
-def _networks(spec: str) -> tuple[str, Generator, Discriminator | None]:
-    """A preset name, a preset YAML file, or a model directory (config.json), built without weights."""
+def _networks(spec: str) -> tuple:
+    """(name, G, D or None) from a preset name, a preset YAML file, or a model directory, without weights."""
+    from facedancer.nn import Discriminator, Generator
+    from facedancer.nn.pretrained import CONFIG_NAME, Pretrained
+    from facedancer.presets import load_preset
+
     if (Path(spec) / CONFIG_NAME).is_file():
         cls, config = Pretrained.read_config(spec)
         if cls is not Generator:
@@ -34,6 +38,8 @@ def _networks(spec: str) -> tuple[str, Generator, Discriminator | None]:
 @app.command()
 def describe(spec: Annotated[str, typer.Argument(help="preset name, preset YAML, or model directory")]) -> None:
     """Print the generator's stages, the fusion at each, and the parameter counts of G, M and D."""
+    from facedancer.nn import parameter_count
+
     name, g, d = _networks(spec)
     cfg = g.config
     table = Table(title=f"{name}: generator stages ({cfg.image_size} px)")
@@ -67,6 +73,7 @@ def export(
 ) -> None:
     """Export a generator to ONNX with a dynamic batch axis."""
     from facedancer.export import export_onnx
+    from facedancer.nn import Generator
 
     generator = Generator.from_pretrained(checkpoint)
     export_onnx(generator, output, opset=opset)

@@ -114,14 +114,19 @@ def load_contenders(
     models: list[str], device: str = "cpu", blend: BlendConfig | None = None, encoder_weights: str | None = None
 ) -> list[Contender]:
     """The two baselines, then one contender per model spec (a model directory, a bundled name or
-    ``classical``), all blended with the same :class:`BlendConfig`."""
+    ``classical``), all blended with the same :class:`BlendConfig`. A model is named as the swap tool
+    names it (its directory, or ``preset@stepN`` for a training checkpoint), or by its spec where two
+    such names would be the same."""
     if len(set(models)) != len(models):
         raise ConfigError("the same model is named twice")
     if clash := {COPY_TARGET, PASTE_SOURCE} & set(models):
         raise ConfigError(f"{clash.pop()} is a baseline name, not a model")
     blend = blend or BlendConfig()
+    swappers = [load_crop_swapper(spec, device, encoder_weights=encoder_weights) for spec in models]
+    names = [s.name for s in swappers]
+    if len(set(names)) != len(names) or {COPY_TARGET, PASTE_SOURCE} & set(names):
+        names = list(models)
     out: list[Contender] = [CopyTarget(), Swapped(_AlignedSource(), PASTE_SOURCE, "baseline", blend, {})]
-    for spec in models:
-        swapper = load_crop_swapper(spec, device, encoder_weights=encoder_weights)
-        out.append(Swapped(swapper, spec, "model", blend, model_provenance(spec)))
+    for spec, name, swapper in zip(models, names, swappers, strict=True):
+        out.append(Swapped(swapper, name, "model", blend, model_provenance(spec)))
     return out

@@ -278,9 +278,9 @@ def merge(parts: Sequence[Partial]) -> Report:
         if part.shard.index in seen:
             raise InputError(f"shard {part.shard} is given twice")
         seen[part.shard.index] = part
-    if missing := sorted(set(range(1, count + 1)) - seen.keys()):
+    if missing := sorted(set(range(count)) - seen.keys()):
         raise InputError(f"shard {missing[0]}/{count} is missing ({len(missing)} of {count} missing)")
-    ordered = [seen[k] for k in range(1, count + 1)]
+    ordered = [seen[k] for k in range(count)]
     samples = np.concatenate([p.samples for p in ordered])
     gallery = np.concatenate([p.gallery for p in ordered])
     if not np.array_equal(samples, np.arange(len(first.plan.samples))) or not np.array_equal(

@@ -77,23 +77,23 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Shard:
-    """Part ``index`` of ``count`` (1-based) of a plan."""
+    """Part ``index`` of ``count`` of a plan, 0-based like ``facedancer prepare --shard``."""
 
-    index: int = 1
+    index: int = 0
     count: int = 1
 
     @classmethod
     def parse(cls, text: str) -> Shard:
         k, sep, n = text.partition("/")
-        if not (sep and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
-            raise ConfigError(f"--shard expects K/N with 1 <= K <= N, got {text!r}")
+        if not (sep and k.isdigit() and n.isdigit() and int(k) < int(n)):
+            raise ConfigError(f"--shard expects K/N with 0 <= K < N (for example 0/4), got {text!r}")
         return cls(int(k), int(n))
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
     def _part(self, n: int) -> tuple[int, int]:
-        return n * (self.index - 1) // self.count, n * self.index // self.count
+        return n * self.index // self.count, n * (self.index + 1) // self.count
 
     def samples(self, n: int, batch_size: int) -> range:
         """This shard's sample indices: whole batches of the unsharded run."""

@@ -99,16 +99,19 @@ class GeneratorSwapper:
         encoder_weights: str | Path | None = None,
     ) -> GeneratorSwapper:
         generator = Generator.from_pretrained(directory)
-        encoder_name = read_meta(directory).get("identity_encoder") or _encoder_for(generator.config.identity_dim)
+        meta = read_meta(directory)
+        encoder_name = meta.get("identity_encoder") or _encoder_for(generator.config.identity_dim)
         if EMBEDDING_DIMS.get(encoder_name) != generator.config.identity_dim:
             raise CheckpointError(
                 f"{directory}: identity encoder {encoder_name!r} does not give "
                 f"{generator.config.identity_dim}-d embeddings"
             )
+        # a training checkpoint's directory is just "generator": name it by its preset and step instead
+        name = f"{meta['preset']}@step{meta['step']}" if {"preset", "step"} <= set(meta) else Path(directory).name
         return cls(
             generator,
             load_encoder(encoder_name, encoder_weights),
-            Path(directory).name,
+            name,
             torch.device(device),
             precision,
         )

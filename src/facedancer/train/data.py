@@ -1,0 +1,236 @@
+"""Training data: aligned crops, random target/source pairs, photometric augmentation (PAPER.md §3.5).
+
+Pairs follow the official code: targets and sources come from two independently shuffled streams over
+the same crops, so pairs are random and almost always cross-identity; each sample independently becomes
+a *same pair* with probability ``same_ratio`` (at least one per batch), whose source is the target image
+itself (it still gets its own colour jitter). Same pairs drive the reconstruction and perceptual losses.
+
+Everything random is a pure function of ``(seed, position)``: the batch at global index ``k`` is the same
+whatever happened before, which makes resume exact (the data position is one integer) and lets each
+distributed rank take its own disjoint share of every epoch, as ``DistributedSampler`` does.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from facedancer.errors import InputError
+from facedancer.train.config import AugmentConfig
+from facedancer.train.prepare import read_manifest, tar_key
+
+#: ITU-R 601 luma, the grayscale that saturation blends towards
+LUMA = (0.299, 0.587, 0.114)
+
+
+def seeded(*keys: int) -> torch.Generator:
+    """A torch generator for one purpose at one position, e.g. ``seeded(seed, epoch, STREAM_TARGET)``."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0]))
+
+
+@dataclass(frozen=True)
+class TarMember:
+    """Where a crop's PNG bytes lie inside a WebDataset tar: read with one seek, no tar parsing."""
+
+    tar: Path
+    offset: int
+    size: int
+
+    def read(self) -> bytes:
+        with self.tar.open("rb") as f:
+            f.seek(self.offset)
+            return f.read(self.size)
+
+
+def index_tars(root: Path) -> dict[str, TarMember]:
+    """Sample key -> PNG member of every ``root/webdataset/crops-*.tar`` (headers only are read)."""
+    found = {}
+    for path in sorted((root / "webdataset").glob("crops-*.tar")):
+        with tarfile.open(path) as tar:
+            for m in tar:
+                if m.isfile() and m.name.endswith(".png"):
+                    found[m.name[: -len(".png")]] = TarMember(path, m.offset_data, m.size)
+    return found
+
+
+@dataclass(frozen=True)
+class CropIndex:
+    """The crops of a prepared dataset with an integer identity label each.
+
+    ``source`` "crops" reads ``crops/**.png``; "tars" reads the same crops from the WebDataset tars of
+    ``prepare --tar-samples`` by offset (few large files suit cluster file systems), so sampling, resume
+    and distribution work exactly as with the folder.
+    """
+
+    root: Path
+    files: tuple[str, ...]
+    labels: tuple[int, ...]
+    identities: tuple[str, ...]
+    members: dict[str, TarMember] | None = None
+
+    @classmethod
+    def open(cls, root: str | Path, source: Literal["crops", "tars"] = "crops") -> CropIndex:
+        root = Path(root)
+        rows = read_manifest(root)
+        if not rows:
+            raise InputError(f"{root} holds no aligned crops")
+        identities = tuple(sorted({r["identity"] for r in rows}))
+        label = {name: i for i, name in enumerate(identities)}
+        files, labels = tuple(r["file"] for r in rows), tuple(label[r["identity"]] for r in rows)
+        members = None
+        if source == "tars":
+            by_key = index_tars(root)
+            missing = [f for f in files if tar_key(f) not in by_key]
+            if missing:
+                raise InputError(
+                    f"{len(missing)} crops of {root}/manifest.csv are not in its WebDataset tars "
+                    f"(e.g. {missing[0]}): rerun `facedancer prepare ... --tar-samples N`"
+                )
+            members = {f: by_key[tar_key(f)] for f in files}
+        return cls(root, files, labels, identities, members)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def split(self, held_out: int, seed: int) -> tuple[CropIndex, CropIndex]:
+        """(train, validation): ``held_out`` whole identities go to validation, chosen by ``seed``."""
+        if held_out >= len(self.identities):
+            raise InputError(f"cannot hold out {held_out} of {len(self.identities)} identities for validation")
+        order = torch.randperm(len(self.identities), generator=seeded(seed, 0x5EED)).tolist()
+        val = set(order[:held_out])
+        return self._subset(lambda lab: lab not in val), self._subset(lambda lab: lab in val)
+
+    def _subset(self, keep) -> CropIndex:
+        idx = [i for i, lab in enumerate(self.labels) if keep(lab)]
+        files, labels = tuple(self.files[i] for i in idx), tuple(self.labels[i] for i in idx)
+        return CropIndex(self.root, files, labels, self.identities, self.members)
+
+    def load(self, i: int, size: int) -> np.ndarray:
+        """RGB uint8 crop resized to ``size`` (area filter when shrinking)."""
+        path = self.root / self.files[i]
+        if self.members is None:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        else:
+            image = cv2.imdecode(np.frombuffer(self.members[self.files[i]].read(), np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise InputError(f"cannot read {path}")
+        if image.shape[0] != size:
+            interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
+            image = cv2.resize(image, (size, size), interpolation=interp)
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def to_tensor(image: np.ndarray) -> Tensor:
+    """RGB uint8 (H, W, 3) -> float (3, H, W) in [-1, 1], as (x - 127.5) / 127.5 in the official parser."""
+    return torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+#: one training sample's recipe: (target index, source index, is same pair)
+Pair = tuple[int, int, bool]
+
+_TARGETS, _SOURCES, _SAME = 1, 2, 3
+
+
+class PairSampler:
+    """Yields batches of :data:`Pair` forever, starting at global batch ``start``.
+
+    Each epoch draws one permutation for targets and another for sources (shared by all ranks); rank
+    ``r`` of ``w`` takes every ``w``-th position, like ``DistributedSampler``, and cuts its share into
+    batches (an incomplete last batch is dropped).
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batch_size: int,
+        same_ratio: float,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+    ) -> None:
+        self.size, self.batch_size, self.same_ratio, self.seed = size, batch_size, same_ratio, seed
+        self.rank, self.world_size, self.start = rank, world_size, start
+        self.per_epoch = size // (batch_size * world_size)
+        if self.per_epoch == 0:
+            raise InputError(f"{size} crops are fewer than one batch of {batch_size} x {world_size} processes")
+
+    def batch(self, k: int) -> list[Pair]:
+        epoch, j = divmod(k, self.per_epoch)
+        lo = j * self.batch_size * self.world_size + self.rank
+        positions = slice(lo, lo + self.batch_size * self.world_size, self.world_size)
+        targets = torch.randperm(self.size, generator=seeded(self.seed, epoch, _TARGETS))[positions]
+        sources = torch.randperm(self.size, generator=seeded(self.seed, epoch, _SOURCES))[positions]
+        draw = seeded(self.seed, k, self.rank, _SAME)
+        same = torch.rand(self.batch_size, generator=draw) < self.same_ratio
+        if self.same_ratio > 0 and not same.any():
+            same[torch.randint(self.batch_size, (1,), generator=draw)] = True
+        sources = torch.where(same, targets, sources)
+        return list(zip(targets.tolist(), sources.tolist(), same.tolist(), strict=True))
+
+    def __iter__(self) -> Iterator[list[Pair]]:
+        k = self.start
+        while True:
+            yield self.batch(k)
+            k += 1
+
+
+class PairDataset(Dataset):
+    """Map-style: a :data:`Pair` in, ``{"target", "source", "same"}`` out (images in [-1, 1])."""
+
+    def __init__(self, crops: CropIndex, size: int) -> None:
+        self.crops, self.size = crops, size
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __getitem__(self, pair: Pair) -> dict[str, Tensor]:
+        t, s, same = pair
+        target = to_tensor(self.crops.load(t, self.size))
+        source = target.clone() if same else to_tensor(self.crops.load(s, self.size))
+        return {"target": target, "source": source, "same": torch.tensor(bool(same))}
+
+
+def validation_pairs(crops: CropIndex, count: int, seed: int) -> list[Pair]:
+    """Fixed cross-identity pairs (for identity similarity); their targets also serve as same pairs."""
+    gen = seeded(seed, 0xE7A1)
+    labels = torch.tensor(crops.labels)
+    if len(set(crops.labels)) < 2:
+        raise InputError("validation needs at least two held-out identities")
+    pairs: list[Pair] = []
+    while len(pairs) < count:
+        t, s = torch.randint(len(crops), (2,), generator=gen).tolist()
+        if labels[t] != labels[s]:
+            pairs.append((t, s, False))
+    return pairs
+
+
+def augment(images: Tensor, config: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Brightness, contrast and saturation jitter on [-1, 1] images, no clipping (as the TF ops).
+
+    Contrast scales each channel about its spatial mean (``tf.image.adjust_contrast``). Saturation
+    blends with the luma grayscale; the blend is affine-equivariant, so it behaves the same on [-1, 1] as
+    on [0, 1], unlike TF's HSV op that the official code applied to [-1, 1] data (PAPER.md §3.5).
+    """
+    if not config.enabled:
+        return images
+    n = images.shape[0] if config.per == "sample" else 1
+    shape = (n, 1, 1, 1)
+
+    def uniform(lo: float, hi: float) -> Tensor:
+        return torch.rand(shape, generator=generator).mul_(hi - lo).add_(lo).to(images)
+
+    x = images + uniform(-config.brightness, config.brightness)
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    x = (x - mean) * uniform(*config.contrast) + mean
+    gray = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return gray + (x - gray) * uniform(*config.saturation)

@@ -1,0 +1,344 @@
+"""``facedancer prepare``: detect, align and store every face of an identity-folder dataset.
+
+The layout is VGGFace2's and LFW's: ``SRC/<identity>/<photo>.jpg``. Videos are accepted too, anywhere in
+``SRC``: every ``every``-th frame is aligned and each video is one identity (its path without suffix).
+Each face is the highest-scoring detection (as the official crop script, PAPER.md §3.6), aligned to the
+ArcFace template scaled to ``size`` with shrink 1.0 and stored as PNG under ``DST/crops``.
+
+Resumability: every finished source file appends one line to ``DST/progress[-K-of-N].jsonl`` (its crops
+and its skip reasons). A rerun reads those files and skips what they list, so a rerun of a finished
+dataset does nothing; ``--shard K/N`` lets N cluster jobs split the files by a stable hash of their path
+and write to separate progress files. ``manifest.csv`` (identity, file, landmarks, score) and
+``skipped.csv`` (file, frame, reason) are rendered from all progress files at the end of a run.
+
+Face choice: the highest-scoring detection among those whose detection box has a shorter side of at
+least ``min_face`` pixels, so that a sharper small background face (common in news photos) does not
+displace the subject; a file is skipped only when every face is too small. The default minimum, 128 px,
+is the issue's (the official script's 128 px test is on the *image* size). LFW's 250 px photos hold
+faces of about 75-105 px (YuNet box width: 1st percentile 76, median 93), so every LFW face would fail
+128; for LFW we use ``--min-face 64``, which keeps the subjects and still ignores small background faces.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import tarfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facedancer.atomic import atomic_path
+from facedancer.errors import InputError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+CROPS = "crops"
+MANIFEST = "manifest.csv"
+SKIPPED = "skipped.csv"
+LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("x", "y")]
+MANIFEST_COLUMNS = ["identity", "file", "source", "frame", "score", "face_size", *LANDMARK_COLUMNS]
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    size: int = 256
+    shrink: float = 1.0
+    #: shorter side of the detection box, in source pixels
+    min_face: int = 128
+    #: detector confidence threshold (YuNet's default)
+    score_threshold: float = 0.6
+    #: for videos: align every Nth frame
+    every: int = 10
+    workers: int = 1
+    #: (K, N): process only the files whose path hashes to K modulo N (0 <= K < N)
+    shard: tuple[int, int] = (0, 1)
+    #: also pack the crops into WebDataset tar shards of this many samples (0 = no tars)
+    tar_samples: int = 0
+
+    def __post_init__(self) -> None:
+        k, n = self.shard
+        if n < 1 or not 0 <= k < n:
+            raise InputError(f"--shard K/N needs 0 <= K < N, got {k}/{n}")
+        if self.every < 1 or self.min_face < 0 or self.workers < 1 or self.size < 16:
+            raise InputError("every and workers must be >= 1, min_face >= 0 and size >= 16")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One source file; ``identity`` is its folder (photos) or its own path without suffix (videos)."""
+
+    source: str  # path relative to SRC, with forward slashes
+    identity: str
+    video: bool
+
+
+@dataclass
+class Crop:
+    identity: str
+    file: str  # relative to DST
+    source: str
+    frame: int  # -1 for photos
+    score: float
+    face_size: float
+    landmarks: list[list[float]]  # 5 x 2 in source pixels
+
+
+@dataclass
+class ItemResult:
+    source: str
+    crops: list[Crop] = field(default_factory=list)
+    #: (frame, reason) pairs; frame -1 for photos
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class PrepareSummary:
+    items: int  # source files in this shard
+    already_done: int
+    processed: int
+    crops: int  # over all progress files (every shard, every run)
+    skipped: Counter[str]
+
+    @property
+    def aligned_fraction(self) -> float:
+        total = self.crops + sum(self.skipped.values())
+        return self.crops / total if total else 0.0
+
+
+def discover(src: Path) -> list[Item]:
+    """Photos in identity folders and videos anywhere below ``src``, sorted for reproducibility."""
+    if not src.is_dir():
+        raise InputError(f"{src} is not a directory")
+    items = []
+    for path in _walk(src):
+        rel = path.relative_to(src).as_posix()
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            items.append(Item(rel, rel[: -len(path.suffix)], True))
+        elif suffix in IMAGE_SUFFIXES and "/" in rel:
+            items.append(Item(rel, rel.rsplit("/", 1)[0], False))
+    if not items:
+        raise InputError(f"{src} holds no photos in identity folders (SRC/<identity>/*.jpg) and no videos")
+    return items
+
+
+def _walk(root: Path) -> list[Path]:
+    """Every file below ``root``, following symlinked folders (datasets are often assembled from links)."""
+    found = [Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files]
+    return sorted(found)
+
+
+def in_shard(item: Item, shard: tuple[int, int]) -> bool:
+    """Stable across machines and file additions: a hash of the path, not its position in a listing."""
+    k, n = shard
+    return zlib.crc32(item.source.encode()) % n == k
+
+
+def progress_name(shard: tuple[int, int]) -> str:
+    k, n = shard
+    return "progress.jsonl" if n == 1 else f"progress-{k:04d}-of-{n:04d}.jsonl"
+
+
+def read_progress(dst: Path) -> dict[str, ItemResult]:
+    """Every finished source file over all shards; a torn last line (a killed run) is ignored."""
+    done: dict[str, ItemResult] = {}
+    for path in sorted(dst.glob("progress*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            done[rec["source"]] = ItemResult(
+                rec["source"], [Crop(**c) for c in rec["crops"]], [tuple(s) for s in rec["skipped"]]
+            )
+    return done
+
+
+class Aligner:
+    """Detect the best face of each image and write its aligned crop; one per worker process."""
+
+    def __init__(self, src: Path, dst: Path, options: PrepareOptions) -> None:
+        from facedancer.faces import YuNetDetector
+
+        cv2.setNumThreads(1)
+        self.src, self.dst, self.options = src, dst, options
+        self.detector = YuNetDetector(score_threshold=options.score_threshold)
+
+    def __call__(self, item: Item) -> ItemResult:
+        result = ItemResult(item.source)
+        try:
+            frames = self._video_frames(item) if item.video else [(-1, self._read_image(item))]
+            for frame, image in frames:
+                self._align_one(item, frame, image, result)
+        except InputError as e:
+            result.skipped.append((-1, str(e)))
+        return result
+
+    def _read_image(self, item: Item) -> np.ndarray:
+        data = np.fromfile(self.src / item.source, dtype=np.uint8)
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise InputError("unreadable image")
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+    def _video_frames(self, item: Item) -> Iterator[tuple[int, np.ndarray]]:
+        import av
+
+        try:
+            with av.open(str(self.src / item.source)) as container:
+                for i, frame in enumerate(container.decode(video=0)):
+                    if i % self.options.every == 0:
+                        yield i, frame.to_ndarray(format="rgb24")
+        except av.FFmpegError as e:
+            raise InputError(f"unreadable video ({e})") from None
+
+    def _align_one(self, item: Item, frame: int, image: np.ndarray, result: ItemResult) -> None:
+        from facedancer.faces import align
+
+        found = self.detector.detect(image)
+        if len(found) == 0:
+            result.skipped.append((frame, "no face detected"))
+            return
+        sizes = np.minimum(found.boxes[:, 2] - found.boxes[:, 0], found.boxes[:, 3] - found.boxes[:, 1])
+        big = np.flatnonzero(sizes >= self.options.min_face)  # detections are sorted best first
+        if len(big) == 0:
+            result.skipped.append((frame, f"face too small ({sizes.max():.0f} px < {self.options.min_face} px)"))
+            return
+        best = int(big[0])
+        face_size, landmarks = float(sizes[best]), found.landmarks[best]
+        crop, _ = align(image, landmarks, self.options.size, self.options.shrink)
+        stem = item.source.rsplit(".", 1)[0]
+        rel = f"{CROPS}/{stem}/{frame:06d}.png" if item.video else f"{CROPS}/{stem}.png"
+        with atomic_path(self.dst / rel) as tmp:
+            if not cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)):
+                raise InputError(f"cannot write {self.dst / rel}")
+        result.crops.append(
+            Crop(item.identity, rel, item.source, frame, float(found.scores[best]), face_size, landmarks.tolist())
+        )
+
+
+_WORKER: Aligner | None = None
+
+
+def _init_worker(src: Path, dst: Path, options: PrepareOptions) -> None:
+    global _WORKER
+    _WORKER = Aligner(src, dst, options)
+
+
+def _work(item: Item) -> ItemResult:
+    assert _WORKER is not None
+    return _WORKER(item)
+
+
+def _run(items: list[Item], src: Path, dst: Path, options: PrepareOptions) -> Iterator[ItemResult]:
+    if options.workers == 1:
+        aligner = Aligner(src, dst, options)
+        yield from map(aligner, items)
+        return
+    # spawn: OpenCV's and torch's thread pools do not survive fork reliably
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(options.workers, initializer=_init_worker, initargs=(src, dst, options)) as pool:
+        yield from pool.imap_unordered(_work, items, chunksize=4)
+
+
+def prepare(src: str | Path, dst: str | Path, options: PrepareOptions | None = None) -> PrepareSummary:
+    """Align every face of ``src`` into ``dst`` (resumable, shardable); see the module docstring."""
+    from rich.progress import Progress
+
+    options = options or PrepareOptions()
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    items = [i for i in discover(src) if in_shard(i, options.shard)]
+    done = read_progress(dst)
+    todo = [i for i in items if i.source not in done]
+    if todo:
+        log_path = dst / progress_name(options.shard)
+        torn = log_path.is_file() and not log_path.read_bytes().endswith(b"\n") and log_path.stat().st_size > 0
+        with log_path.open("a", encoding="utf-8") as log, Progress() as bar:
+            if torn:  # a killed run left half a line: start ours on a fresh one
+                log.write("\n")
+            task = bar.add_task(f"aligning {len(todo)} files", total=len(todo))
+            for result in _run(todo, src, dst, options):
+                log.write(json.dumps(_record(result)) + "\n")
+                log.flush()
+                done[result.source] = result
+                bar.advance(task)
+    if todo or not (dst / MANIFEST).is_file():
+        write_reports(dst, done.values())
+        if options.tar_samples:
+            write_webdataset(dst, options.tar_samples)
+    skipped = Counter(_reason_kind(r) for res in done.values() for _, r in res.skipped)
+    crops = sum(len(r.crops) for r in done.values())
+    return PrepareSummary(len(items), len(items) - len(todo), len(todo), crops, skipped)
+
+
+def _record(result: ItemResult) -> dict:
+    return {"source": result.source, "crops": [asdict(c) for c in result.crops], "skipped": result.skipped}
+
+
+def _reason_kind(reason: str) -> str:
+    """'face too small (93 px < 128 px)' -> 'face too small', for summaries."""
+    return reason.split(" (")[0]
+
+
+def write_reports(dst: Path, results: Iterable[ItemResult]) -> None:
+    results = sorted(results, key=lambda r: r.source)
+    with atomic_path(dst / MANIFEST) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(MANIFEST_COLUMNS)
+        for r in results:
+            for c in r.crops:
+                points = [f"{v:.3f}" for xy in c.landmarks for v in xy]
+                w.writerow([c.identity, c.file, c.source, c.frame, f"{c.score:.4f}", f"{c.face_size:.1f}", *points])
+    with atomic_path(dst / SKIPPED) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "frame", "reason"])
+        for r in results:
+            for frame, reason in r.skipped:
+                w.writerow([r.source, frame, reason])
+
+
+def read_manifest(root: str | Path) -> list[dict[str, str]]:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{root} is not a prepared dataset: {MANIFEST} is missing (run `facedancer prepare`)")
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def tar_key(file: str) -> str:
+    """WebDataset sample key of a crop: its path below crops/ without suffix (no dots: they split keys)."""
+    return file[len(CROPS) + 1 : -len(".png")].replace(".", "_")
+
+
+def write_webdataset(dst: Path, samples_per_tar: int) -> None:
+    """Pack the crops into ``DST/webdataset/crops-NNNNNN.tar`` (png + json per sample) for streaming readers."""
+    rows = read_manifest(dst)
+    out = dst / "webdataset"
+    out.mkdir(exist_ok=True)
+    for old in out.glob("crops-*.tar"):
+        old.unlink()
+    for start in range(0, len(rows), samples_per_tar):
+        name = out / f"crops-{start // samples_per_tar:06d}.tar"
+        with atomic_path(name) as tmp, tarfile.open(tmp, "w") as tar:
+            for row in rows[start : start + samples_per_tar]:
+                key = tar_key(row["file"])
+                meta = {k: row[k] for k in ("identity", "source", "frame", "score")}
+                meta["landmarks"] = [[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)]
+                tar.add(dst / row["file"], arcname=f"{key}.png")
+                _add_bytes(tar, f"{key}.json", json.dumps(meta).encode())
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))

@@ -1,0 +1,28 @@
+import os
+import stat
+
+import pytest
+
+from facedancer.atomic import atomic_path
+
+
+def test_written_file_appears_only_on_success_with_normal_permissions(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.suffix == ".txt" and tmp.parent == target.parent
+        tmp.write_text("done")
+        assert not target.exists()
+    assert target.read_text() == "done"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+def test_failure_leaves_target_untouched_and_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]

@@ -1,0 +1,115 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from facedancer.errors import InputError
+from facedancer.faces import template, transform_points
+from facedancer.faces.align import alignment_matrix
+from facedancer.train.prepare import PrepareOptions, discover, prepare, read_manifest
+
+LFW_OPTIONS = PrepareOptions(min_face=64, workers=2)
+
+
+@pytest.fixture
+def lfw_subset(lfw, tmp_path):
+    """Eight LFW identities (linked, not copied), a corrupt photo, and a stray top-level file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:8]:
+        (src / person.name).symlink_to(person)
+    (src / "Broken_Person").mkdir()
+    (src / "Broken_Person" / "x.jpg").write_bytes(b"not a jpeg")
+    (src / "notes.txt").write_text("ignored")
+    return src
+
+
+def test_lfw_subset_aligns_reports_and_reruns_as_a_no_op(lfw_subset, tmp_path, cli):
+    dst = tmp_path / "out"
+    r = cli("prepare", lfw_subset, dst, "--min-face", "64", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    photos = len(discover(lfw_subset))
+    rows = read_manifest(dst)
+    assert len(rows) >= 0.95 * (photos - 1)
+    with (dst / "skipped.csv").open() as f:
+        skipped = list(csv.DictReader(f))
+    assert {"source": "Broken_Person/x.jpg", "frame": "-1", "reason": "unreadable image"} in skipped
+    assert len(rows) + len(skipped) == photos
+
+    row = rows[0]
+    assert row["identity"] == row["source"].split("/")[0] and float(row["score"]) > 0.5
+    crop = cv2.imread(str(dst / row["file"]))
+    assert crop.shape == (256, 256, 3)
+    points = np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)])
+    aligned = transform_points(points, alignment_matrix(points, 256))
+    assert np.abs(aligned - template(256)).mean() < 8  # the stored landmarks are the ones that made the crop
+
+    progress = (dst / "progress.jsonl").read_bytes()
+    stamp = (dst / "manifest.csv").stat().st_mtime_ns
+    again = cli("prepare", lfw_subset, dst, "--min-face", "64", "--workers", "2")
+    assert again.returncode == 0, again.stderr
+    assert f"0 processed, {photos} already done" in again.stdout
+    assert (dst / "progress.jsonl").read_bytes() == progress
+    assert (dst / "manifest.csv").stat().st_mtime_ns == stamp
+
+
+def test_default_min_face_rejects_lfw_sized_faces_with_a_reason(lfw, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "p").symlink_to(sorted(p for p in lfw.iterdir() if p.is_dir())[0])
+    summary = prepare(src, tmp_path / "out", PrepareOptions())
+    assert summary.crops == 0 and summary.skipped["face too small"] == summary.items
+    reasons = [r["reason"] for r in csv.DictReader((tmp_path / "out" / "skipped.csv").open())]
+    assert all(r.startswith("face too small (") and r.endswith("< 128 px)") for r in reasons)
+
+
+def test_shards_split_the_work_and_resume_across_them(lfw_subset, tmp_path):
+    dst = tmp_path / "out"
+    counts = [prepare(lfw_subset, dst, PrepareOptions(min_face=64, shard=(k, 3))).processed for k in range(3)]
+    total = len(discover(lfw_subset))
+    assert sum(counts) == total and min(counts) > 0
+    assert len(list(dst.glob("progress-*-of-0003.jsonl"))) == 3
+    whole = prepare(lfw_subset, dst, PrepareOptions(min_face=64))
+    assert whole.processed == 0 and whole.crops == len(read_manifest(dst))
+    with pytest.raises(InputError, match="0 <= K < N"):
+        PrepareOptions(shard=(3, 3))
+
+
+def test_killed_run_resumes_where_it_stopped(lfw_subset, tmp_path):
+    dst = tmp_path / "out"
+    prepare(lfw_subset, dst, PrepareOptions(min_face=64, shard=(0, 2)))
+    lines = (dst / "progress-0000-of-0002.jsonl").read_text().splitlines()
+    # simulate a kill mid-write: a torn last line is ignored and that file is redone
+    (dst / "progress.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
+    (dst / "progress-0000-of-0002.jsonl").unlink()
+    summary = prepare(lfw_subset, dst, PrepareOptions(min_face=64))
+    assert summary.already_done == 1 and summary.processed == summary.items - 1
+    assert prepare(lfw_subset, dst, PrepareOptions(min_face=64)).processed == 0  # the torn line did not spread
+
+
+def test_video_every_nth_frame_is_one_identity(shared, tmp_path):
+    src = tmp_path / "src"
+    (src / "clips").mkdir(parents=True)
+    (src / "clips" / "obama.mp4").symlink_to(shared / "data" / "videos" / "3ddfa" / "obama.mp4")
+    summary = prepare(src, tmp_path / "out", PrepareOptions(every=25))
+    rows = read_manifest(tmp_path / "out")
+    assert summary.crops == len(rows) >= 2
+    assert {r["identity"] for r in rows} == {"clips/obama"}
+    frames = sorted(int(r["frame"]) for r in rows)
+    assert frames[0] == 0 and all(f % 25 == 0 for f in frames)
+
+
+def test_webdataset_tars_are_readable_by_webdataset(lfw_subset, tmp_path):
+    wds = pytest.importorskip("webdataset")
+    dst = tmp_path / "out"
+    prepare(lfw_subset, dst, PrepareOptions(min_face=64, tar_samples=40))
+    rows = read_manifest(dst)
+    tars = sorted(str(p) for p in (dst / "webdataset").glob("crops-*.tar"))
+    assert len(tars) == -(-len(rows) // 40)
+    samples = list(wds.WebDataset(tars, shardshuffle=False))
+    assert len(samples) == len(rows)
+    meta = json.loads(samples[0]["json"])
+    assert meta["identity"] == rows[0]["identity"] and len(meta["landmarks"]) == 5
+    assert cv2.imdecode(np.frombuffer(samples[0]["png"], np.uint8), cv2.IMREAD_COLOR).shape == (256, 256, 3)
