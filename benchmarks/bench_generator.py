@@ -43,6 +43,8 @@ def build(preset: str, mode: str, dtype: torch.dtype, device: torch.device) -> t
     g = Generator(load_preset(preset).generator).eval().to(device=device, dtype=dtype)
     if mode == "channels_last":
         g = g.to(memory_format=torch.channels_last)
+    if mode == "compile":
+        torch._dynamo.reset()  # each cell compiles afresh; otherwise the recompile limit silently falls back to eager
     model = torch.compile(g) if mode == "compile" else g
     return model, g
 

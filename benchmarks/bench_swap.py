@@ -24,6 +24,7 @@ from rich.table import Table
 from facedancer.nn import Generator
 from facedancer.presets import load_preset
 from facedancer.swap import FaceSwapper
+from facedancer.swap.swapper import default_batch_size
 
 STAGES = ("decode", "detect", "align", "generate", "blend", "encode")
 DATA = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared") / "data"
@@ -49,15 +50,16 @@ def main() -> None:
     parser.add_argument("--source", default=str(DATA / "lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the swapper's (1 on CPU, 8 on GPU)")
     parser.add_argument("--max-frames", type=int, default=90)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     console = Console(width=160)
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
+    batch = args.batch_size or default_batch_size(torch.device(args.device))
     table = Table(
-        title=f"video swap, {device}, {args.precision}, batch {args.batch_size}, "
+        title=f"video swap, {device}, {args.precision}, batch {batch}, "
         f"first {args.max_frames} frames, median of {args.repeats}"
     )
     for col in ("clip", "model", "frames", "faces", "frames/s", *(f"{s} %" for s in STAGES)):

@@ -16,6 +16,7 @@ class EchoSwapper:
 
     name = "echo"
     crop_size = 256
+    device = torch.device("cpu")
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> int:
         return 0

@@ -60,7 +60,9 @@ def swap(
     ] = "landmarks",
     colour: Annotated[bool, typer.Option("--colour/--no-colour", help="match the face's colour to the target")] = True,
     poisson: Annotated[bool, typer.Option(help="Poisson (gradient-domain) blending on top of the mask")] = False,
-    batch_size: Annotated[int, typer.Option(help="faces per generator batch")] = 8,
+    batch_size: Annotated[
+        int | None, typer.Option(help="faces per generator batch [default: 8 on a GPU, 1 on a CPU]")
+    ] = None,
     max_frames: Annotated[int | None, typer.Option(help="stop a video after this many frames")] = None,
     no_label: Annotated[
         bool,

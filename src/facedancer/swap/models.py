@@ -35,6 +35,7 @@ class CropSwapper(Protocol):
 
     name: str
     crop_size: int
+    device: torch.device
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> object:
         """Whatever this swapper keeps of a source face (an embedding, a crop), computed once."""
@@ -86,7 +87,8 @@ class GeneratorSwapper:
         self.name = name
         self.device = device
         self.dtype = DTYPES[precision]
-        self.generator = generator.eval().to(device=device, dtype=self.dtype)
+        # channels_last measured 1.0-1.15x faster in fp32 and 1.7-1.9x in bf16 on CPU (bench_generator.py)
+        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
         self.encoder = encoder.to(device)
         self.crop_size = generator.config.image_size
 
@@ -123,7 +125,7 @@ class GeneratorSwapper:
 
     @torch.inference_mode()
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
-        x = from_uint8(crops).to(self.device) * 2 - 1
+        x = (from_uint8(crops).to(self.device) * 2 - 1).contiguous(memory_format=torch.channels_last)
         z = torch.stack([torch.as_tensor(s) for s in sources]).to(self.device)
         y = self.generator(x.to(self.dtype), z.to(self.dtype)).float()
         # the output layer is linear (PAPER.md §1.3): map [-1, 1] to pixels and clip only here
@@ -138,6 +140,7 @@ class ClassicalSwapper:
     """
 
     name = CLASSICAL
+    device = torch.device("cpu")
 
     def __init__(self, crop_size: int = 256) -> None:
         self.crop_size = crop_size
