@@ -99,7 +99,11 @@ def swap(
         prepared, target, output, selection, label=not no_label, progress=True, max_frames=max_frames
     )
     console.print(
-        f"wrote {output}: {report.faces_swapped} faces swapped in {report.frames} frame(s)",
+        f"wrote {output}: {_count(report.faces_swapped, 'face')} swapped in {_count(report.frames, 'frame')}",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
