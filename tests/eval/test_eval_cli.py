@@ -72,6 +72,16 @@ def test_dry_run_prints_the_plan_without_loading_models(run, lfw, tmp_path):
     assert "target " in out and "<- source " in out and not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("order", ["data first", "data last"])
+def test_compare_takes_several_models_in_one_option(run, lfw, random_model, tmp_path, order):
+    """``--compare A B`` (the ablation-table form) names both models, wherever the data set is written."""
+    compare = ["--compare", random_model, "classical"]
+    args = [lfw, *compare] if order == "data first" else [*compare, lfw]
+    code, out, err = run("eval", "folders", *args, "-o", tmp_path, "--samples", 4, "--dry-run")
+    assert code == 0, err
+    assert f"models: baselines copy-target, paste-source, {random_model}, classical" in out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

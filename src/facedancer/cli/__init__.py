@@ -18,12 +18,12 @@ from facedancer.cli import models  # noqa: F401  isort: skip
 from facedancer.cli import inspect  # noqa: F401  isort: skip
 from facedancer.cli import swap  # noqa: F401  isort: skip
 from facedancer.cli import train  # noqa: F401  isort: skip
-from facedancer.cli import eval  # noqa: F401  isort: skip
+from facedancer.cli import eval  # isort: skip
 
 
 def main() -> None:
     try:
-        app()
+        app(args=eval.expand_compare(sys.argv[1:]))
     except FacedancerError as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)

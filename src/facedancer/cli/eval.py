@@ -36,6 +36,49 @@ def _models(values: list[str] | None) -> tuple[str, ...]:
     return tuple(m.strip() for v in values or [] for m in v.split(",") if m.strip())
 
 
+def expand_compare(argv: list[str]) -> list[str]:
+    """``eval PROTOCOL ... --compare A B C`` (the ablation-table form) -> ``--compare A --compare B --compare C``.
+
+    A click option takes one value, so the extra words are rewritten before parsing: the words after
+    ``--compare`` up to the next option are models, except that the last of them is the data set when
+    the data set is given nowhere else (``--compare A B DATA -o OUT``).
+    """
+    if len(argv) < 3 or argv[0] != "eval" or argv[1] not in PROTOCOL_HELP or "--compare" not in argv:
+        return argv
+    command = typer.main.get_command(eval_app).commands[argv[1]]  # type: ignore[attr-defined]
+    flags = {name for p in command.params if getattr(p, "is_flag", False) for name in p.opts}
+    rest = argv[2:]
+    parts: list[str | list[str]] = []  # a list stands for the models after one --compare
+    data_given = False
+    i = 0
+    while i < len(rest):
+        token = rest[i]
+        if token == "--compare":
+            j = i + 1
+            while j < len(rest) and not rest[j].startswith("-"):
+                j += 1
+            parts.append(rest[i + 1 : j])
+            i = j
+        elif token.startswith("-") and "=" not in token and token not in flags:
+            parts += rest[i : i + 2]  # an option and its value
+            i += 2
+        else:
+            data_given |= not token.startswith("-")
+            parts.append(token)
+            i += 1
+    out = argv[:2]
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+            continue
+        models, data = part, []
+        if not data_given and len(part) > 1:
+            models, data, data_given = part[:-1], part[-1:], True
+        out += [w for m in models for w in ("--compare", m)] or ["--compare"]
+        out += data
+    return out
+
+
 def _output_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} is a file; -o takes a folder for the report")
@@ -52,8 +95,8 @@ def _protocol_command(protocol: str):
                 "--model",
                 "--compare",
                 "-m",
-                help="model directory, bundled model or 'classical'; repeat or give A,B,C to compare on the same "
-                "samples (none: baselines only)",
+                help="model directory, bundled model or 'classical'; --compare A B C, A,B,C or a repeated option "
+                "compares them on the same samples (none: baselines only)",
             ),
         ] = None,
         sources: Annotated[
