@@ -60,3 +60,39 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+@pytest.fixture
+def run(monkeypatch, capsys):
+    """Call the CLI's ``main`` in-process: (exit code, stdout, stderr)."""
+    from facedancer.cli import main
+
+    def call(*args):
+        monkeypatch.setattr(sys, "argv", ["facedancer", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as e:
+            code = e.code or 0
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small randomly initialised SFace-conditioned generator saved as a model directory."""
+    from facedancer.nn import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        identity_dim=128,
+        base_channels=8,
+        max_channels=32,
+        mapping_width=32,
+        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
+    )
+    path = tmp_path_factory.mktemp("models") / "random-init"
+    Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
+    return path

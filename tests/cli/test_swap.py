@@ -1,31 +1,12 @@
 """``facedancer swap`` as users run it: outputs, labels, and one clear line for every bad input."""
 
 import struct
-import sys
 import zlib
 
 import numpy as np
 import pytest
 
-from facedancer.cli import main
 from facedancer.io import read_image, read_label, write_image
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """Call the CLI's ``main`` in-process: (exit code, stdout, stderr)."""
-
-    def call(*args):
-        monkeypatch.setattr(sys, "argv", ["facedancer", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 @pytest.fixture

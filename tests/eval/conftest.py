@@ -63,26 +63,6 @@ def registered_weights(tddfa_dir: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small randomly initialised SFace-conditioned generator saved as a model directory."""
-    import torch
-
-    from facedancer.nn import Generator, GeneratorConfig
-
-    torch.manual_seed(0)
-    cfg = GeneratorConfig(
-        identity_dim=128,
-        base_channels=8,
-        max_channels=32,
-        mapping_width=32,
-        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
-    )
-    path = tmp_path_factory.mktemp("models") / "random-init"
-    Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
-    return path
-
-
-@pytest.fixture(scope="session")
 def small_videos(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of three short 480x480 talking-head clips (links to ../shared, nothing copied)."""
     root = tmp_path_factory.mktemp("videos")

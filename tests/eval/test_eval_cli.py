@@ -3,30 +3,10 @@
 import csv
 import json
 import math
-import sys
 
 import pytest
 
-from facedancer.cli import main
-
 SAMPLES = 20
-
-
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """Call the CLI's ``main`` in-process: (exit code, stdout, stderr)."""
-
-    def call(*args):
-        monkeypatch.setattr(sys, "argv", ["facedancer", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as e:
-            code = e.code or 0
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return call
 
 
 def _one_line(err: str) -> str:

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from facedancer.nn import Generator, GeneratorConfig
-
 
 class EchoSwapper:
     """Returns the target crops unchanged: what comes out shows the pipeline's own error."""
@@ -40,22 +38,6 @@ class PaintSwapper(EchoSwapper):
         for i, s in enumerate(sources):
             out[i] = self.colours[s % len(self.colours)]
         return out
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised SFace-conditioned generator saved as a model directory."""
-    torch.manual_seed(0)
-    cfg = GeneratorConfig(
-        identity_dim=128,
-        base_channels=8,
-        max_channels=32,
-        mapping_width=32,
-        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
-    )
-    path = tmp_path_factory.mktemp("models") / "tiny-random"
-    Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
-    return path
 
 
 @pytest.fixture(scope="session")
