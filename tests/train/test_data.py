@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
@@ -75,9 +76,8 @@ def test_dataset_on_prepared_lfw_crops(lfw_crops):
     assert pairs == validation_pairs(val, 10, seed=0) and all(val.labels[t] != val.labels[s] for t, s, _ in pairs)
 
 
-def test_crops_read_from_webdataset_tars_equal_the_folder(lfw, tmp_path):
-    import pytest
-
+@pytest.mark.parametrize("image_format", ["png", "jpg"])
+def test_crops_read_from_webdataset_tars_equal_the_folder(lfw, tmp_path, image_format):
     from facedancer.errors import InputError
     from facedancer.train.prepare import PrepareOptions, prepare
 
@@ -85,7 +85,7 @@ def test_crops_read_from_webdataset_tars_equal_the_folder(lfw, tmp_path):
     src.mkdir()
     for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:3]:
         (src / person.name).symlink_to(person)
-    prepare(src, tmp_path / "out", PrepareOptions(min_face=64, tar_samples=7))
+    prepare(src, tmp_path / "out", PrepareOptions(min_face=64, tar_samples=7, image_format=image_format))
     folder, tars = CropIndex.open(tmp_path / "out"), CropIndex.open(tmp_path / "out", "tars")
     assert folder.files == tars.files and len({m.tar for m in tars.members.values()}) > 1
     train, _ = tars.split(1, seed=0)

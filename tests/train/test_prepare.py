@@ -1,5 +1,6 @@
 import csv
 import json
+import tarfile
 
 import cv2
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from facedancer.errors import InputError
 from facedancer.faces import template, transform_points
 from facedancer.faces.align import alignment_matrix
-from facedancer.train.prepare import PrepareOptions, discover, prepare, read_manifest
+from facedancer.train.prepare import PrepareOptions, discover, prepare, read_manifest, tar_key
 
 LFW_OPTIONS = PrepareOptions(min_face=64, workers=2)
 
@@ -113,3 +114,32 @@ def test_webdataset_tars_are_readable_by_webdataset(lfw_subset, tmp_path):
     meta = json.loads(samples[0]["json"])
     assert meta["identity"] == rows[0]["identity"] and len(meta["landmarks"]) == 5
     assert cv2.imdecode(np.frombuffer(samples[0]["png"], np.uint8), cv2.IMREAD_COLOR).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("image_format", ["jpg", "webp"])
+def test_compressed_crops_are_smaller_and_close_to_the_lossless_ones(lfw_subset, tmp_path, image_format):
+    """--format jpg/webp: the same crops at a fraction of PNG's size, packed into tars under their own suffix."""
+    lossless, small = tmp_path / "png", tmp_path / image_format
+    prepare(lfw_subset, lossless, LFW_OPTIONS)
+    options = PrepareOptions(min_face=64, workers=2, image_format=image_format, quality=90, tar_samples=20)
+    prepare(lfw_subset, small, options)
+    rows_png, rows = read_manifest(lossless), read_manifest(small)
+    assert [r["file"].replace(".png", f".{image_format}") for r in rows_png] == [r["file"] for r in rows]
+    size_png = sum((lossless / r["file"]).stat().st_size for r in rows_png)
+    size = sum((small / r["file"]).stat().st_size for r in rows)
+    assert size < size_png / 3
+    a = cv2.imread(str(lossless / rows_png[0]["file"])).astype(np.float32)
+    b = cv2.imread(str(small / rows[0]["file"])).astype(np.float32)
+    assert np.abs(a - b).mean() < 4.0  # q90: a few levels, not a different picture
+    members = set()
+    for path in (small / "webdataset").glob("*.tar"):
+        with tarfile.open(path) as tar:
+            members.update(tar.getnames())
+    assert f"{tar_key(rows[0]['file'])}.{image_format}" in members
+
+
+def test_bad_crop_format_or_quality_is_a_clear_error():
+    with pytest.raises(InputError, match="crop format"):
+        PrepareOptions(image_format="gif")
+    with pytest.raises(InputError, match="quality"):
+        PrepareOptions(image_format="jpg", quality=0)

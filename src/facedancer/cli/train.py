@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -34,8 +34,13 @@ def prepare(
     workers: Annotated[int, typer.Option(help="parallel processes")] = max(1, (os.cpu_count() or 1)),
     shard: Annotated[str, typer.Option(help="K/N: process only shard K (0-based) of N, for clusters")] = "0/1",
     tar_samples: Annotated[int, typer.Option(help="also write WebDataset tars of this many samples (0: none)")] = 0,
+    image_format: Annotated[
+        Literal["png", "jpg", "webp"],
+        typer.Option("--format", help="crop files: png (lossless), or jpg / webp at --quality (jpg 90: 8x smaller)"),
+    ] = "png",
+    quality: Annotated[int, typer.Option(help="jpg / webp quality, 1-100")] = 95,
 ) -> None:
-    """Detect the best face of every photo (and every Nth video frame), align it and store it as PNG.
+    """Detect the best face of every photo (and every Nth video frame), align it and store it as an image.
 
     Resumable: a rerun skips every file an earlier run (or another shard) finished.
     """
@@ -43,7 +48,14 @@ def prepare(
     from facedancer.train.prepare import prepare as run_prepare
 
     options = PrepareOptions(
-        size=size, min_face=min_face, every=every, workers=workers, shard=_parse_shard(shard), tar_samples=tar_samples
+        size=size,
+        min_face=min_face,
+        every=every,
+        workers=workers,
+        shard=_parse_shard(shard),
+        tar_samples=tar_samples,
+        image_format=image_format,
+        quality=quality,
     )
     s = run_prepare(src, dst, options)
     console.print(

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from facedancer.errors import InputError
 from facedancer.train.config import AugmentConfig
-from facedancer.train.prepare import read_manifest, tar_key
+from facedancer.train.prepare import QUALITY_FLAG, read_manifest, tar_key
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
@@ -39,7 +39,7 @@ def seeded(*keys: int) -> torch.Generator:
 
 @dataclass(frozen=True)
 class TarMember:
-    """Where a crop's PNG bytes lie inside a WebDataset tar: read with one seek, no tar parsing."""
+    """Where a crop's encoded bytes lie inside a WebDataset tar: read with one seek, no tar parsing."""
 
     tar: Path
     offset: int
@@ -52,13 +52,14 @@ class TarMember:
 
 
 def index_tars(root: Path) -> dict[str, TarMember]:
-    """Sample key -> PNG member of every ``root/webdataset/crops-*.tar`` (headers only are read)."""
+    """Sample key -> image member of every ``root/webdataset/crops-*.tar`` (headers only are read)."""
     found = {}
     for path in sorted((root / "webdataset").glob("crops-*.tar")):
         with tarfile.open(path) as tar:
             for m in tar:
-                if m.isfile() and m.name.endswith(".png"):
-                    found[m.name[: -len(".png")]] = TarMember(path, m.offset_data, m.size)
+                key, dot, ext = m.name.rpartition(".")
+                if m.isfile() and dot and ext in QUALITY_FLAG:
+                    found[key] = TarMember(path, m.offset_data, m.size)
     return found
 
 
@@ -66,7 +67,7 @@ def index_tars(root: Path) -> dict[str, TarMember]:
 class CropIndex:
     """The crops of a prepared dataset with an integer identity label each.
 
-    ``source`` "crops" reads ``crops/**.png``; "tars" reads the same crops from the WebDataset tars of
+    ``source`` "crops" reads the files under ``crops/``; "tars" reads the same crops from the WebDataset tars of
     ``prepare --tar-samples`` by offset (few large files suit cluster file systems), so sampling, resume
     and distribution work exactly as with the folder.
     """
