@@ -70,11 +70,22 @@ def test_compare_takes_several_models_in_one_option(run, lfw, random_model, tmp_
         (["--frames-per-video", "3"], "videos protocol only"),
         (["--model", "no/such/model"], "unknown model"),
         (["--samples", "0"], "at least 1"),
+        (["--identities", "no/such/list.txt"], "cannot read --identities"),
     ],
 )
 def test_mistakes_are_one_line_errors(run, lfw, tmp_path, args, message):
     code, _, err = run("eval", "folders", lfw, "-o", tmp_path / "r", *args)
     assert code == 2 and message in _one_line(err)
+
+
+def test_identities_file_bounds_the_plan(run, lfw, tmp_path):
+    people = ["Aaron_Peirsol", "Adrien_Brody", "Al_Gore", "Alejandro_Toledo"]
+    listing = tmp_path / "held_out_identities.txt"
+    listing.write_text("\n".join(people) + "\n")
+    code, out, err = run("eval", "folders", lfw, "-o", tmp_path / "r", "--identities", listing, "--dry-run")
+    assert code == 0 and "only the 4 listed identities" in out, err
+    drawn = {line.split("/")[-2] for line in out.splitlines() if ".jpg" in line}
+    assert drawn and drawn <= set(people)
 
 
 def test_aflw2000_needs_sources_and_merge_needs_parts(run, shared, tmp_path):

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facedancer.errors import ConfigError
+from facedancer.errors import ConfigError, InputError
 from facedancer.eval.media import read_media
 from facedancer.eval.protocols import Plan, SamplingConfig, make_plan
 from facedancer.eval.runner import Shard
@@ -33,6 +33,22 @@ def test_folders_plan_is_seeded_and_keeps_swapped_photos_out_of_the_gallery(lfw)
     assert make_plan(config).digest() == plan.digest()
     assert make_plan(SamplingConfig("folders", str(lfw), samples=150, seed=4)).digest() != plan.digest()
     assert all(sum(m.identity == name for m in plan.gallery) == config.gallery_per_identity for name in plan.identities)
+
+
+def test_folders_plan_keeps_to_listed_identities(lfw, shared):
+    """--identities (e.g. a training run's held-out list) bounds targets, sources and the gallery."""
+    people = sorted(p.name for p in lfw.iterdir() if p.is_dir() and len(list(p.iterdir())) >= 4)[:12]
+    plan = make_plan(SamplingConfig("folders", str(lfw), samples=30, identities=tuple(people)))
+    _check_plan(plan)
+    assert set(plan.identities) == set(people) and {m.identity for m in plan.gallery} == set(people)
+    aflw = make_plan(
+        SamplingConfig(
+            "aflw2000", str(shared / "data" / "aflw2000"), sources=str(lfw), samples=20, identities=tuple(people)
+        )
+    )
+    assert {s.source.identity for s in aflw.samples} <= set(people)
+    with pytest.raises(InputError, match="among the 1 listed"):
+        make_plan(SamplingConfig("folders", str(lfw), identities=(people[0],)))
 
 
 def test_aflw2000_targets_are_their_own_gallery_identities(shared, lfw):

@@ -20,7 +20,8 @@ from facedancer.nn.pretrained import read_meta
 from facedancer.presets import Preset
 from facedancer.swap import FaceSwapper
 from facedancer.train import checkpoint
-from facedancer.train.trainer import Trainer, resolve_perceptual, train
+from facedancer.train.prepare import read_manifest
+from facedancer.train.trainer import HELD_OUT, Trainer, resolve_perceptual, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -204,6 +205,9 @@ def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_pa
     model = result.checkpoint / "generator"
     assert Generator.from_pretrained(model).config.image_size == 32
     assert read_meta(model)["identity_encoder"] == "sface"
+    held_out = (result.run_dir / HELD_OUT).read_text().split()
+    trained = {r["identity"] for r in read_manifest(lfw_crops)} - set(held_out)
+    assert len(held_out) == 4 and trained and all((lfw / name).is_dir() for name in held_out)
     # what training writes is what `facedancer swap --model` takes
     out = tmp_path / "swap.png"
     people = sorted(p for p in lfw.iterdir() if p.is_dir())

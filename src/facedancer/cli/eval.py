@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from facedancer.cli.app import app
-from facedancer.errors import ConfigError, OutputError
+from facedancer.errors import ConfigError, InputError, OutputError
 
 # the evaluation library (torch, dlib, the networks) is imported inside the commands, so that
 # `facedancer --help` and the other commands start without it
@@ -79,6 +79,16 @@ def expand_compare(argv: list[str]) -> list[str]:
     return out
 
 
+def _read_identities(path: Path) -> tuple[str, ...]:
+    try:
+        names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read --identities {path}: {e}") from None
+    if not names:
+        raise InputError(f"--identities {path} lists no identities")
+    return names
+
+
 def _output_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise OutputError(f"{path} is a file; -o takes a folder for the report")
@@ -106,6 +116,13 @@ def _protocol_command(protocol: str):
         seed: Annotated[int, typer.Option(help="sampling seed (written into the report)")] = 0,
         frames_per_video: Annotated[int | None, typer.Option(help="videos: target frames per video [10]")] = None,
         gallery_per_identity: Annotated[int, typer.Option(help="gallery pictures per identity")] = 3,
+        identities: Annotated[
+            Path | None,
+            typer.Option(
+                help="a file of identity folder names, one per line, to draw targets, sources and gallery from "
+                "(e.g. a training run's held_out_identities.txt)"
+            ),
+        ] = None,
         shard: Annotated[str, typer.Option(help="K/N: run part K (0-based) of N and write a part to merge")] = "0/1",
         metrics: Annotated[
             str | None, typer.Option(help="comma-separated subset of id, pose, expression, fid [all]")
@@ -127,6 +144,8 @@ def _protocol_command(protocol: str):
 
         if frames_per_video is not None and protocol != "videos":
             raise ConfigError("--frames-per-video applies to the videos protocol only")
+        if identities is not None and protocol == "videos":
+            raise ConfigError("--identities applies to identity folders (folders, aflw2000 --sources) only")
         sampling = SamplingConfig(
             protocol,  # type: ignore[arg-type]
             str(data),
@@ -135,6 +154,7 @@ def _protocol_command(protocol: str):
             seed,
             frames_per_video or DEFAULT_FRAMES_PER_VIDEO,
             gallery_per_identity,
+            _read_identities(identities) if identities else None,
         )
         run = RunConfig(
             models=_models(model),
@@ -200,7 +220,9 @@ def _print_plan(plan, run, shard) -> None:
     samples = shard.samples(len(plan.samples), run.batch_size)
     gallery = shard.gallery(len(plan.gallery))
     lines = [
-        f"protocol {cfg.protocol} on {cfg.data}" + (f", sources from {cfg.sources}" if cfg.sources else ""),
+        f"protocol {cfg.protocol} on {cfg.data}"
+        + (f", sources from {cfg.sources}" if cfg.sources else "")
+        + (f", only the {len(cfg.identities)} listed identities" if cfg.identities else ""),
         f"seed {cfg.seed}, gallery {cfg.gallery_per_identity} per identity"
         + (f", {cfg.frames_per_video} frames per video" if cfg.protocol == "videos" else ""),
         f"{len(plan.samples)} samples of {len(plan.identities)} identities; gallery {len(plan.gallery)} pictures; "

@@ -71,6 +71,9 @@ class SamplingConfig:
     seed: int = 0
     frames_per_video: int = DEFAULT_FRAMES_PER_VIDEO
     gallery_per_identity: int = 3
+    #: identity folders to use, e.g. the held-out identities a training run lists (None: every one);
+    #: applies to ``data`` and ``sources`` alike
+    identities: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.samples is not None and self.samples < 1:
@@ -126,11 +129,17 @@ class IdentityPool:
         return [Media(str(p), name) for name in sorted(identities & self.gallery.keys()) for p in self.gallery[name]]
 
 
-def identity_pool(root: str | Path, per_identity: int, rng: np.random.Generator) -> IdentityPool:
+def identity_pool(
+    root: str | Path, per_identity: int, rng: np.random.Generator, only: tuple[str, ...] | None = None
+) -> IdentityPool:
     people = identity_folders(root, min_images=per_identity + 1)
+    if only is not None:
+        keep = set(only)
+        people = {name: photos for name, photos in people.items() if name in keep}
     if len(people) < 2:
+        among = f" among the {len(only)} listed identities" if only is not None else ""
         raise InputError(
-            f"{root} needs at least two identity folders with {per_identity + 1} or more images each "
+            f"{root} needs at least two identity folders with {per_identity + 1} or more images each{among} "
             f"({per_identity} for the gallery, one or more to swap)"
         )
     probes, gallery = {}, {}
@@ -156,9 +165,11 @@ def _cap(rng: np.random.Generator, samples: list[Sample], limit: int | None) -> 
 
 def plan_folders(config: SamplingConfig) -> Plan:
     rng = np.random.default_rng(config.seed)
-    pool = identity_pool(config.data, config.gallery_per_identity, rng)
+    pool = identity_pool(config.data, config.gallery_per_identity, rng, config.identities)
     separate = config.sources is not None and Path(config.sources).resolve() != Path(config.data).resolve()
-    source_pool = identity_pool(config.sources, config.gallery_per_identity, rng) if separate else pool
+    source_pool = (
+        identity_pool(config.sources, config.gallery_per_identity, rng, config.identities) if separate else pool
+    )
     names, source_names = sorted(pool.probes), sorted(source_pool.probes)
     count = config.samples or len(names)
     samples = []
@@ -185,7 +196,7 @@ def plan_aflw2000(config: SamplingConfig) -> Plan:
     count = config.samples or len(targets)
     if count > len(targets):
         raise ConfigError(f"--samples {count}: {config.data} has only {len(targets)} images within ±99°")
-    pool = identity_pool(config.sources, config.gallery_per_identity, rng)
+    pool = identity_pool(config.sources, config.gallery_per_identity, rng, config.identities)
     names = sorted(pool.probes)
     samples = []
     for i in sorted(rng.choice(len(targets), count, replace=False)):

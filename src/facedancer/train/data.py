@@ -115,6 +115,10 @@ class CropIndex:
         files, labels = tuple(self.files[i] for i in idx), tuple(self.labels[i] for i in idx)
         return CropIndex(self.root, files, labels, self.identities, self.members)
 
+    def identity_names(self) -> list[str]:
+        """The identities this index holds (a split keeps every name in ``identities``, so count labels)."""
+        return [self.identities[label] for label in sorted(set(self.labels))]
+
     def load(self, i: int, size: int) -> np.ndarray:
         """RGB uint8 crop resized to ``size`` (area filter when shrinking)."""
         path = self.root / self.files[i]

@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from facedancer import assets
+from facedancer.atomic import atomic_path
 from facedancer.config import to_dict
 from facedancer.errors import ConfigError, TrainingError
 from facedancer.identity import load_encoder, prepare
@@ -62,6 +63,8 @@ from facedancer.train.monitor import Monitor
 from facedancer.train.vgg import VGG16Features
 
 CONFIG_FILE = "config.yaml"
+#: the validation identities of a run, one per line: never trained on, so fair to evaluate on
+HELD_OUT = "held_out_identities.txt"
 _TARGET_STREAM, _SOURCE_STREAM = 0, 1
 
 
@@ -123,8 +126,6 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
 
 
 def write_config(preset: Preset, run_dir: Path) -> None:
-    from facedancer.atomic import atomic_path
-
     with atomic_path(run_dir / CONFIG_FILE) as tmp:
         tmp.write_text(yaml.safe_dump(to_dict(preset), sort_keys=False), encoding="utf-8")
 
@@ -166,6 +167,9 @@ class Trainer:
 
         crops = CropIndex.open(preset.data.root, preset.data.source)
         self.train_crops, val_crops = crops.split(preset.data.val_identities, cfg.seed)
+        if self.world.main:  # the identities never trained on, for `facedancer eval --identities`
+            with atomic_path(run_dir / HELD_OUT) as tmp:
+                tmp.write_text("".join(f"{name}\n" for name in val_crops.identity_names()), encoding="utf-8")
         self.dataset = PairDataset(self.train_crops, preset.generator.image_size)
         self.val_pairs = validation_pairs(val_crops, preset.data.val_pairs, cfg.seed) if preset.data.val_pairs else []
         self.val_dataset = PairDataset(val_crops, preset.generator.image_size)
