@@ -1,4 +1,4 @@
-"""Commands about models and assets: describe, export, and ``models list|fetch|verify|add``."""
+"""Commands about models and assets: describe, export, and ``models list|fetch|verify|add|bundle``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ from facedancer.cli.app import app
 # `models list` and `--help` start in a fraction of a second
 
 console = Console()
-models_app = typer.Typer(help="List, fetch, verify and add the external files facedancer uses.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="List, fetch, verify and add the external files facedancer uses; bundle a trained model to ship.",
+    no_args_is_help=True,
+)
 app.add_typer(models_app, name="models")
 
 
@@ -122,3 +125,24 @@ def add(
 ) -> None:
     """Add a file you obtained yourself (for example ArcFace weights) to the cache."""
     console.print(f"{name}: {assets.add(name, file)}")
+
+
+@models_app.command()
+def bundle(
+    generator: Annotated[Path, typer.Argument(help="a trained generator: runs/.../checkpoints/step-N/generator")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the new model directory")],
+    card: Annotated[
+        Path | None, typer.Option(help="Markdown for the model card: data, steps, hardware, metrics, licence")
+    ] = None,
+) -> None:
+    """Make a trained generator shippable: fp16 weights and a model card (README.md) with its facts."""
+    from facedancer.bundle import bundle_model
+    from facedancer.errors import InputError
+
+    try:
+        text = card.read_text(encoding="utf-8") if card else ""
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read --card {card}: {e}") from None
+    out = bundle_model(generator, output, text)
+    size = sum(p.stat().st_size for p in out.iterdir()) / 2**20
+    console.print(f"wrote {out} ({size:.1f} MiB); `facedancer swap --model {out}` uses it", highlight=False)
