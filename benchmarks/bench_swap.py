@@ -6,7 +6,8 @@
 
 Models: "classical" (no network), or a generator built from a preset with random weights
 ("<preset>-random"): speed does not depend on what the weights learned. Each configuration runs
-``--repeats`` times; the table shows the median run and the stage split of that run.
+``--repeats`` times; the table shows the median run, its speed as a multiple of the first model's on the
+same clip, and the stage split of that run.
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ def main() -> None:
         title=f"video swap, {device}, {args.precision}, batch {batch}, "
         f"first {args.max_frames} frames, median of {args.repeats}"
     )
-    for col in ("clip", "model", "frames", "faces", "frames/s", *(f"{s} %" for s in STAGES)):
+    first = args.models[0]
+    for col in ("clip", "model", "frames", "faces", "frames/s", f"x {first}", *(f"{s} %" for s in STAGES)):
         table.add_column(col, justify="left" if col in ("clip", "model") else "right")
+    baseline: dict[str, float] = {}  # clip -> frames/s of the first model, the ratio's baseline
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.models:
             swapper = FaceSwapper.from_pretrained(
@@ -80,13 +83,15 @@ def main() -> None:
                     runs.append((time.perf_counter() - start, report))
                     console.log(f"{spec} {clip}: {report.frames / runs[-1][0]:.2f} frames/s", highlight=False)
                 wall, report = sorted(runs, key=lambda r: r[0])[len(runs) // 2]
-                total = sum(report.seconds.values())
+                total, fps = sum(report.seconds.values()), report.frames / wall
+                baseline.setdefault(clip, fps)
                 table.add_row(
                     clip,
                     spec,
                     str(report.frames),
                     str(report.faces_swapped),
-                    f"{report.frames / wall:.2f}",
+                    f"{fps:.2f}",
+                    f"{fps / baseline[clip]:.2f}",
                     *(f"{100 * report.seconds.get(s, 0) / total:.0f}" for s in STAGES),
                 )
     console.print(table)

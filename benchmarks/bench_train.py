@@ -1,4 +1,5 @@
-"""Training throughput (samples/s) and peak memory per preset: full FaceDancer steps on real crops.
+"""Training throughput (samples/s, from the median step time) and peak memory per preset: full FaceDancer steps
+on real crops.
 
     python benchmarks/bench_train.py --data LFW_CROPS                                # CPU, default presets
     python benchmarks/bench_train.py --data LFW_CROPS --presets tiny-64 --batch 4 --steps 3   # a quick check
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import replace
@@ -50,14 +52,16 @@ def measure(preset_name: str, args: argparse.Namespace) -> dict:
             for _ in range(args.warmup):
                 trainer.train_step()
             if device.type == "cuda":
-                torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
-            start = time.perf_counter()
+            times = []
             for _ in range(args.steps):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
                 trainer.train_step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            seconds = time.perf_counter() - start
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
         finally:
             trainer.close()
         peak = (
@@ -69,8 +73,8 @@ def measure(preset_name: str, args: argparse.Namespace) -> dict:
             "params_g": parameter_count(trainer.generator),
             "batch": preset.train.batch_size,
             "size": preset.generator.image_size,
-            "samples_per_s": preset.train.batch_size * args.steps / seconds,
-            "s_per_step": seconds / args.steps,
+            "samples_per_s": preset.train.batch_size / statistics.median(times),
+            "s_per_step": statistics.median(times),
             "peak_mib": peak,
             "device": str(device),
             "threads": torch.get_num_threads(),
@@ -99,8 +103,10 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console(width=150)
-    table = Table(title=f"training throughput, {args.device}, {args.steps} steps after {args.warmup} warm-up")
-    for col in ("preset", "G params", "px", "batch", "samples/s", "s/step", "peak MiB", "device"):
+    table = Table(title=f"training throughput, {args.device}, median of {args.steps} steps after {args.warmup} warm-up")
+    first = args.presets[0]
+    baseline = None  # samples/s of the first preset, the ratio's baseline
+    for col in ("preset", "G params", "px", "batch", "samples/s", f"x {first}", "s/step", "peak MiB", "device"):
         table.add_column(col, justify="left" if col in ("preset", "device") else "right")
     ctx = multiprocessing.get_context("spawn")
     for preset in args.presets:
@@ -111,14 +117,16 @@ def main() -> None:
         proc.join()
         console.log(f"{preset}: {r}", highlight=False)
         if "error" in r:
-            table.add_row(preset, "", "", "", "failed", "", "", r["error"][:60])
+            table.add_row(preset, "", "", "", "failed", "", "", "", r["error"][:60])
             continue
+        baseline = baseline or r["samples_per_s"]
         table.add_row(
             preset,
             f"{r['params_g'] / 1e6:.2f}M",
             str(r["size"]),
             str(r["batch"]),
             f"{r['samples_per_s']:.2f}",
+            f"{r['samples_per_s'] / baseline:.3f}",
             f"{r['s_per_step']:.2f}",
             f"{r['peak_mib']:.0f}",
             f"{r['device']} x{r['threads']}",
