@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--source", default=str(DATA / "lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--compile", action="store_true", help="torch.compile the generators (first run compiles)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the swapper's (1 on CPU, 8 on GPU)")
     parser.add_argument("--max-frames", type=int, default=90)
     parser.add_argument("--repeats", type=int, default=3)
@@ -60,7 +61,7 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
     batch = args.batch_size or default_batch_size(torch.device(args.device))
     table = Table(
-        title=f"video swap, {device}, {args.precision}, batch {batch}, "
+        title=f"video swap, {device}, {args.precision}{', compiled' if args.compile else ''}, batch {batch}, "
         f"first {args.max_frames} frames, median of {args.repeats}"
     )
     first = args.models[0]
@@ -70,7 +71,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.models:
             swapper = FaceSwapper.from_pretrained(
-                model_dir(spec, Path(tmp)), device=args.device, precision=args.precision, batch_size=args.batch_size
+                model_dir(spec, Path(tmp)),
+                device=args.device,
+                precision=args.precision,
+                compile=args.compile,
+                batch_size=args.batch_size,
             )
             source = swapper.source(args.source)
             for clip in args.clips:

@@ -147,10 +147,12 @@ class FaceSwapper:
         device: str | torch.device = "cpu",
         precision: Precision = "fp32",
         detector: str = "yunet",
+        compile: bool = False,
         **kwargs: object,
     ) -> FaceSwapper:
-        """``model``: a bundled model name, a model directory, or "classical"."""
-        swapper = load_crop_swapper(model, resolve_device(device), precision)
+        """``model``: a bundled model name, a model directory, or "classical". ``compile``: torch.compile
+        the generator, worth its first-call cost (seconds) on videos and folders, not on one photo."""
+        swapper = load_crop_swapper(model, resolve_device(device), precision, compile=compile)
         return cls(swapper, make_detector(detector), **kwargs)  # type: ignore[arg-type]
 
     @property
