@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from facedancer.atomic import atomic_path
+from facedancer.atomic import atomic_dir, atomic_path
 
 
 def test_written_file_appears_only_on_success_with_normal_permissions(tmp_path):
@@ -26,3 +26,16 @@ def test_failure_leaves_target_untouched_and_no_temporary(tmp_path):
         raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as staging:
+        (staging / "new.txt").write_text("half")
+        raise RuntimeError("killed halfway")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"] and (target / "old.txt").read_text() == "old"
+    with atomic_dir(target) as staging:
+        (staging / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["model"]

@@ -9,13 +9,12 @@ numbers in it cannot drift from the weights beside it.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import torch
 
+from facedancer.assets.store import sha256_of
+from facedancer.atomic import atomic_dir
 from facedancer.errors import CheckpointError, OutputError
 from facedancer.nn import Generator, parameter_count
 from facedancer.nn.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_meta
@@ -36,21 +35,15 @@ def bundle_model(generator_dir: str | Path, out_dir: str | Path, card: str = "")
     meta = read_meta(source)
     if "identity_encoder" not in meta:
         raise CheckpointError(f"{source}/{CONFIG_NAME} does not name its identity encoder (meta.identity_encoder)")
-    staging = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as staging:
         generator.save_pretrained(staging, dtype=torch.float16, meta=meta)
         (staging / CARD_NAME).write_text(_card(generator, meta, staging / WEIGHTS_NAME, card), encoding="utf-8")
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
 
 
 def _card(generator: Generator, meta: dict, weights: Path, text: str) -> str:
     cfg = generator.config
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    digest = sha256_of(weights)
     facts = [
         f"- preset: {meta.get('preset', 'unknown')}, training step {meta.get('step', 'unknown')}",
         f"- generator parameters: {parameter_count(generator):,} ({cfg.image_size} px, "

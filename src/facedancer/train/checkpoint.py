@@ -15,7 +15,6 @@ file) is replaced afterwards, so a kill at any moment leaves the previous checkp
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from facedancer.atomic import atomic_path
+from facedancer.atomic import atomic_dir, atomic_path
 from facedancer.errors import CheckpointError
 
 STATE_TENSORS = "training.safetensors"
@@ -76,17 +75,13 @@ def step_dir(checkpoints: Path, step: int) -> Path:
 def save(checkpoints: Path, step: int, models: dict[str, Any], state: dict[str, Any], keep: int) -> Path:
     """Write one checkpoint atomically, point ``latest`` at it, and keep only the newest ``keep``."""
     final = step_dir(checkpoints, step)
-    tmp = checkpoints / f".{final.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name, (model, meta) in models.items():
-        model.save_pretrained(tmp / name, meta=meta)
-    tensors: dict[str, torch.Tensor] = {}
-    tree = split_state(state, tensors)
-    save_file(tensors, str(tmp / STATE_TENSORS))
-    (tmp / STATE_JSON).write_text(json.dumps(tree) + "\n", encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_dir(final) as tmp:
+        for name, (model, meta) in models.items():
+            model.save_pretrained(tmp / name, meta=meta)
+        tensors: dict[str, torch.Tensor] = {}
+        tree = split_state(state, tensors)
+        save_file(tensors, str(tmp / STATE_TENSORS))
+        (tmp / STATE_JSON).write_text(json.dumps(tree) + "\n", encoding="utf-8")
     with atomic_path(checkpoints / LATEST) as f:
         f.write_text(final.name + "\n", encoding="utf-8")
     for old in sorted(p for p in checkpoints.glob(f"{PREFIX}*") if p.is_dir())[:-keep]:
