@@ -29,6 +29,18 @@ def test_classical_swap_writes_a_labelled_image(run, pair, tmp_path):
     assert code == 0 and "trainedAlgorithmicMedia" in out
 
 
+def test_retinaface_detector_swaps(run, pair, shared, tmp_path):
+    from facedancer import assets
+
+    assets.add("retinaface-mnet025", shared / "weights" / "retinaface_mnet025" / "mobilenet0.25_Final.pth")
+    out = tmp_path / "out.png"
+    code, _, err = run(
+        "swap", "-s", pair[0], "-t", pair[1], "-o", out, "--model", "classical", "--detector", "retinaface"
+    )
+    assert code == 0, err
+    assert read_image(out).shape == read_image(pair[1]).shape and read_label(out) is not None
+
+
 def test_no_label_only_on_request(run, pair, tmp_path):
     code, _, _ = run(
         "swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.jpg", "--model", "classical", "--no-label"

@@ -127,7 +127,7 @@ class Instruments:
             pose = expression if expression and config.pose_estimator == "3ddfa" else None
             pose = pose or load_estimator(config.pose_estimator, config.device)
         return cls(
-            make_detector(config.detector),
+            make_detector(config.detector, config.device),
             load_recogniser(config.recogniser, config.recogniser_weights, config.device) if "id" in metrics else None,
             pose,
             expression,

@@ -111,11 +111,12 @@ def default_batch_size(device: torch.device) -> int:
     return 1 if torch.device(device).type == "cpu" else 8
 
 
-def make_detector(name: str) -> FaceDetector:
+def make_detector(name: str, device: torch.device | str = "cpu") -> FaceDetector:
+    """A detector by name; RetinaFace (a torch network, unlike YuNet) runs on ``device``."""
     if name == "yunet":
         return YuNetDetector()
     if name == "retinaface":
-        return RetinaFaceDetector.from_pretrained()
+        return RetinaFaceDetector(device=device)
     raise ConfigError(f"unknown detector {name!r}; choose yunet or retinaface")
 
 
@@ -152,8 +153,9 @@ class FaceSwapper:
     ) -> FaceSwapper:
         """``model``: a bundled model name, a model directory, or "classical". ``compile``: torch.compile
         the generator, worth its first-call cost (seconds) on videos and folders, not on one photo."""
-        swapper = load_crop_swapper(model, resolve_device(device), precision, compile=compile)
-        return cls(swapper, make_detector(detector), **kwargs)  # type: ignore[arg-type]
+        device = resolve_device(device)
+        swapper = load_crop_swapper(model, device, precision, compile=compile)
+        return cls(swapper, make_detector(detector, device), **kwargs)  # type: ignore[arg-type]
 
     @property
     def label(self) -> ProvenanceLabel:
