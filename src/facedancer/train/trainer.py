@@ -515,12 +515,13 @@ class Trainer:
                 values = self.train_step()
                 if self.monitor is not None:
                     self._log(values, samples_per_step)
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                saved_now = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                if saved_now:
                     self.check_replicas()
                     last_saved = self.save()
                 if distributed.any_rank(self._stop is not None, self.world, self.device):
                     status = self._stop or "stopped by another rank"
-                    if last_saved is None or self.step % cfg.checkpoint_every:
+                    if not saved_now:  # a stop on a step that just saved must not rewrite that checkpoint
                         last_saved = self.save()
                     break
             if status == "finished" and self.monitor is not None:
