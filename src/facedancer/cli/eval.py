@@ -144,8 +144,8 @@ def _protocol_command(protocol: str):
 
         if frames_per_video is not None and protocol != "videos":
             raise ConfigError("--frames-per-video applies to the videos protocol only")
-        if identities is not None and protocol == "videos":
-            raise ConfigError("--identities applies to identity folders (folders, aflw2000 --sources) only")
+        if identities is not None and protocol == "videos" and sources is None:
+            raise ConfigError("--identities applies to identity folders: the data of folders, or --sources")
         sampling = SamplingConfig(
             protocol,  # type: ignore[arg-type]
             str(data),

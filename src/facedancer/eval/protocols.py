@@ -243,7 +243,7 @@ def plan_videos(config: SamplingConfig) -> Plan:
     names = sorted(targets)
     if len(names) < (1 if config.sources else 2):
         raise InputError(f"{root} needs at least two readable videos of {per_video + per_gallery}+ frames each")
-    pool = identity_pool(config.sources, per_gallery, rng) if config.sources else None
+    pool = identity_pool(config.sources, per_gallery, rng, config.identities) if config.sources else None
     source_names = sorted(pool.probes) if pool is not None else names
     samples = []
     for name in names:
