@@ -1,6 +1,6 @@
 """Per-frame cost of the face pipeline around the generator: detect, track, align, blend (median ms).
 
-    FACEDANCER_TEST_DATA=../shared python benchmarks/bench_faces.py                 # 720p talking head
+    python benchmarks/bench_faces.py                                                # 720p talking head
     python benchmarks/bench_faces.py --video clip.mp4 --frames 100 --upscale 3      # the same at 4K
     python benchmarks/bench_faces.py --retinaface PATH/mobilenet0.25_Final.pth      # add RetinaFace
 
@@ -11,7 +11,6 @@ pipeline's own overhead per frame; the generator is measured by bench_generator.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from _common import SHARED
 from facedancer.faces import (
     BlendConfig,
     FaceDetector,
@@ -34,7 +34,7 @@ from facedancer.faces import (
 )
 
 BLENDS = {"blend (default)": BlendConfig(), "blend (+poisson)": BlendConfig(poisson=True)}
-DEFAULT_VIDEO = Path(os.environ.get("FACEDANCER_TEST_DATA", "../shared")) / "data/videos/3ddfa/obama.mp4"
+DEFAULT_VIDEO = SHARED / "data/videos/3ddfa/obama.mp4"
 
 
 def frames(path: Path, count: int, upscale: float) -> tuple[list[np.ndarray], float]:

@@ -11,18 +11,16 @@ halves of the same photos stay close together.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from _common import SHARED
 from facedancer.eval import InceptionFeatures, fid
 from facedancer.eval.validate import blur
 from facedancer.io import read_image
-
-SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def main() -> None:

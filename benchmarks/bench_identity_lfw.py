@@ -14,7 +14,6 @@ and never enters the repository.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -26,14 +25,13 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from _common import SHARED
 from facedancer.faces import YuNetDetector, align
 from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_encoder
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def lfw_root() -> Path:
-    return Path(os.environ.get("FACEDANCER_TEST_DATA") or REPO.parent / "shared") / "data" / "lfw"
+    return SHARED / "data" / "lfw"
 
 
 def aligned_faces(people: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:

@@ -15,19 +15,17 @@ mean of the 1x1 and var models).
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from _common import SHARED
 from facedancer.eval import TDDFA, FSANet
 from facedancer.eval.datasets import read_aflw2000
 from facedancer.eval.validate import validate_pose
 from facedancer.faces import YuNetDetector
-
-SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def estimators(weights: Path | None) -> dict:

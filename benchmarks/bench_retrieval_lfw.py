@@ -11,17 +11,15 @@ person. The swap evaluation trusts this recogniser only because this number is h
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
+from _common import SHARED
 from facedancer.eval import DlibRecogniser
 from facedancer.eval.datasets import identity_folders
 from facedancer.eval.validate import validate_retrieval
-
-SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ same clip, and the stage split of that run.
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -22,13 +21,14 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _common import SHARED
 from facedancer.nn import Generator
 from facedancer.presets import load_preset
 from facedancer.swap import FaceSwapper
 from facedancer.swap.swapper import default_batch_size
 
 STAGES = ("decode", "detect", "align", "generate", "blend", "encode")
-DATA = Path(os.environ.get("FACEDANCER_TEST_DATA") or Path(__file__).resolve().parents[2] / "shared") / "data"
+DATA = SHARED / "data"
 
 
 def model_dir(spec: str, root: Path) -> str:

@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from queue import Empty
 
 from rich.console import Console
 from rich.table import Table
@@ -88,6 +89,21 @@ def _child(preset: str, args: argparse.Namespace, queue) -> None:
         queue.put({"error": f"{type(e).__name__}: {e}"})
 
 
+def _result(proc, queue) -> dict:
+    """The child's measurement, or why there is none: a child killed outright (the OOM killer on a large
+    preset) sends nothing, and waiting on the queue alone would hang."""
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not proc.is_alive():
+                result = {"error": f"the measuring process died (exit code {proc.exitcode})"}
+                break
+    proc.join()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `facedancer prepare`")
@@ -113,20 +129,20 @@ def main() -> None:
         queue = ctx.Queue()
         proc = ctx.Process(target=_child, args=(preset, args, queue))
         proc.start()
-        r = queue.get()
-        proc.join()
+        r = _result(proc, queue)
         console.log(f"{preset}: {r}", highlight=False)
         if "error" in r:
             table.add_row(preset, "", "", "", "failed", "", "", "", r["error"][:60])
             continue
-        baseline = baseline or r["samples_per_s"]
+        if preset == first:
+            baseline = r["samples_per_s"]
         table.add_row(
             preset,
             f"{r['params_g'] / 1e6:.2f}M",
             str(r["size"]),
             str(r["batch"]),
             f"{r['samples_per_s']:.2f}",
-            f"{r['samples_per_s'] / baseline:.3f}",
+            f"{r['samples_per_s'] / baseline:.3f}" if baseline else "",
             f"{r['s_per_step']:.2f}",
             f"{r['peak_mib']:.0f}",
             f"{r['device']} x{r['threads']}",

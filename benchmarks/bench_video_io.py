@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import SHARED
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("FACEDANCER_TEST_DATA") or REPO.parent / "shared")
 DEFAULT_VIDEO = SHARED / "data/videos/liveportrait/d6.mp4"  # 1,008 frames, 480x480, 30 fps, AAC
 
 

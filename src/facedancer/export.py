@@ -37,17 +37,19 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
     onnx_log = logging.getLogger("torch.onnx")
     level = onnx_log.level
     onnx_log.setLevel(logging.ERROR)  # the exporter logs about optional torchvision ops we never use
-    with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            generator,
-            (x, z),
-            str(tmp),
-            input_names=list(INPUT_NAMES),
-            output_names=[OUTPUT_NAME],
-            dynamic_shapes={"x": {0: batch}, "z": {0: batch}},
-            opset_version=opset,
-            external_data=False,
-        )
-    onnx_log.setLevel(level)
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                generator,
+                (x, z),
+                str(tmp),
+                input_names=list(INPUT_NAMES),
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={"x": {0: batch}, "z": {0: batch}},
+                opset_version=opset,
+                external_data=False,
+            )
+    finally:
+        onnx_log.setLevel(level)
     return path

@@ -78,15 +78,16 @@ class Pretrained(nn.Module):
             raise CheckpointError(f"{config_path}: {e}") from None
 
     @classmethod
-    def from_pretrained(cls: type[M], directory: str | Path, map_location: str | torch.device = "cpu") -> M:
-        """Rebuild from a model directory; any mismatch is a :class:`CheckpointError` naming it."""
+    def from_pretrained(cls: type[M], directory: str | Path) -> M:
+        """Rebuild from a model directory, on the CPU (move it with ``.to``); any mismatch is a
+        :class:`CheckpointError` naming it."""
         target, config = cls.read_config(directory)
         weights_path = Path(directory) / WEIGHTS_NAME
         if not weights_path.is_file():
             raise CheckpointError(f"{directory} is not a facedancer model: {WEIGHTS_NAME} is missing")
         model = target(config)
         try:
-            tensors = load_file(str(weights_path), device=str(map_location))
+            tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{weights_path} is truncated or corrupt ({e})") from None
         model.load_weights(tensors, source=weights_path)
