@@ -73,9 +73,14 @@ def classical_swap(
     grid = np.stack(np.meshgrid(np.arange(w), np.arange(h)), -1).reshape(-1, 2).astype(np.float64)
     maps = to_source(grid).reshape(h, w, 2).astype(np.float32)
     warped = cv2.remap(source, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    mask = face_mask(target_points, (h, w))
-    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0  # seamlessClone needs a border
+    return poisson_paste(warped, target, face_mask(target_points, (h, w)))
+
+
+def poisson_paste(face: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``face`` cloned into ``target`` (same size) inside ``mask`` (uint8, 0/255) in the gradient domain."""
+    mask = mask.copy()  # cv2.seamlessClone writes into its mask, and it needs a clear border
+    mask[:2], mask[-2:], mask[:, :2], mask[:, -2:] = 0, 0, 0, 0
     x, y, bw, bh = cv2.boundingRect(mask)
     if bw == 0 or bh == 0:
         return target.copy()
-    return cv2.seamlessClone(warped, target, mask, (x + bw // 2, y + bh // 2), cv2.NORMAL_CLONE)
+    return cv2.seamlessClone(face, target, mask, (x + bw // 2, y + bh // 2), cv2.NORMAL_CLONE)
