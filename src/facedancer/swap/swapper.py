@@ -218,8 +218,8 @@ class FaceSwapper:
         out, k = [], 0
         with report.timed("blend"):
             for frame, fs in queue:
-                for f in fs:
-                    frame = blend_face(frame, swapped[k], f.matrix, f.landmarks, self.blend)
+                for j, f in enumerate(fs):  # copy the frame once (it may be the caller's), then paste in place
+                    frame = blend_face(frame, swapped[k], f.matrix, f.landmarks, self.blend, inplace=j > 0)
                     k += 1
                 out.append(frame)
         report.faces_swapped += len(faces)
@@ -312,7 +312,8 @@ class FaceSwapper:
             return
         frames = self._render(queue, sources, report)
         with report.timed("encode"):
-            writer.write(np.stack(frames))
+            for frame in frames:
+                writer.write(frame)
         advance(len(frames))
         queue.clear()
 
