@@ -27,7 +27,9 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
     try:
         import onnxscript  # noqa: F401
     except ImportError:
-        raise FacedancerError("ONNX export needs the 'export' extra: pip install 'facedancer[export]'") from None
+        raise FacedancerError(
+            "ONNX export needs the 'export' extra: pip install 'facedancer-pytorch[export]'"
+        ) from None
     cfg = generator.config
     generator = generator.eval()
     x = torch.zeros(2, 3, cfg.image_size, cfg.image_size)

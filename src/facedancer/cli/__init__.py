@@ -1,7 +1,8 @@
 """The ``facedancer`` command: thin typer commands over the library, one module per command group.
 
 ``main`` turns every :class:`~facedancer.errors.FacedancerError` into one line on stderr and its exit
-code, so users never see a traceback for a mistake they can fix.
+code, so users never see a traceback for a mistake they can fix. Importing it first checks that the
+unrelated ``facedancer`` distribution is not installed alongside (:mod:`facedancer.cli.distribution`).
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 import sys
 
 import typer
+
+from facedancer.cli.distribution import exit_on_clash
+
+# first: with the unrelated 'facedancer' distribution installed, the imports below may load its files
+exit_on_clash()
 
 from facedancer.cli.app import app
 from facedancer.errors import FacedancerError

@@ -3,7 +3,7 @@ the protocols that sample (target, source) pairs, and the runner and report behi
 
 Each instrument is validated on real data in the tests and ``benchmarks/``: pose estimators on
 AFLW2000-3D, the recogniser by retrieval on LFW, FID by its response to blur. Optional dependencies
-(dlib, onnxruntime, scipy) come with ``pip install 'facedancer[eval]'`` and are imported on use.
+(dlib, onnxruntime, scipy) come with ``pip install 'facedancer-pytorch[eval]'`` and are imported on use.
 """
 
 from facedancer.eval.expression import expression_error

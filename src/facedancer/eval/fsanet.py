@@ -47,7 +47,7 @@ class FSANet:
         try:
             import onnxruntime as ort
         except ImportError:
-            raise AssetError("FSA-Net needs onnxruntime: pip install 'facedancer[eval]'") from None
+            raise AssetError("FSA-Net needs onnxruntime: pip install 'facedancer-pytorch[eval]'") from None
         paths = paths or [assets.resolve(name) for name in MODELS]
         options = ort.SessionOptions()
         options.log_severity_level = 3

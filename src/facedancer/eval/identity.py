@@ -52,7 +52,7 @@ class DlibRecogniser:
         try:
             import dlib
         except ImportError:
-            raise AssetError("the dlib recogniser needs dlib: pip install 'facedancer[eval]'") from None
+            raise AssetError("the dlib recogniser needs dlib: pip install 'facedancer-pytorch[eval]'") from None
         self._dlib = dlib
         self._landmarks = dlib.shape_predictor(str(assets.resolve("dlib-shape-predictor-5")))
         self._net = dlib.face_recognition_model_v1(str(assets.resolve("dlib-face-recognition-resnet")))

@@ -205,7 +205,7 @@ def plot(margins: Margins, path: Path) -> Path:
     try:
         import matplotlib
     except ImportError:
-        raise InputError("the distance plot needs matplotlib: pip install 'facedancer[train]'") from None
+        raise InputError("the distance plot needs matplotlib: pip install 'facedancer-pytorch[train]'") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -27,7 +27,7 @@ class Monitor:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise ConfigError(
-                    "TensorBoard logging needs the tensorboard package: pip install 'facedancer[train]' "
+                    "TensorBoard logging needs the tensorboard package: pip install 'facedancer-pytorch[train]' "
                     "(or --set train.tensorboard=false)"
                 ) from None
             self.writer = SummaryWriter(str(run_dir / "tensorboard"))
