@@ -244,7 +244,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = UploadTooLarge(f"the upload is larger than this server's limit of {self.max_bytes / 2**20:g} MiB")
+        too_large = UploadTooLarge(f"the upload is larger than this server's limit of {self.max_bytes / 2**20:.4g} MiB")
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if not length.isdigit():
             await _error(400, "the Content-Length header is not a number")(scope, receive, send)
