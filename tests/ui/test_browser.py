@@ -61,7 +61,7 @@ def browser(downloads: Path) -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def swap_in_page(browser, server: str, source: Path, target: Path, **fields: str) -> str:
+def swap_in_page(browser, server: str, source: Path, target: Path, reference: Path | None = None, **fields: str) -> str:
     """Fill the page's form, press Swap, and wait for the result or the error: the status line."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -72,6 +72,9 @@ def swap_in_page(browser, server: str, source: Path, target: Path, **fields: str
     WebDriverWait(browser, 30).until(lambda b: b.find_element(By.TAG_NAME, "body").get_attribute("data-ready"))
     Select(browser.find_element(By.ID, "model")).select_by_value("classical")
     browser.find_element(By.CSS_SELECTOR, "#pairs .source").send_keys(str(source))
+    if reference is not None:
+        Select(browser.find_element(By.ID, "faces")).select_by_value("reference")
+        browser.find_element(By.CSS_SELECTOR, "#pairs .reference").send_keys(str(reference))
     browser.find_element(By.ID, "target").send_keys(str(target))
     for name, value in fields.items():
         browser.find_element(By.ID, name).send_keys(value)
@@ -120,6 +123,11 @@ def test_video_swap_in_the_page(browser, server, downloads, pair, clip):
     with VideoReader(path) as reader:
         assert sum(1 for _ in reader) == 5
     assert read_label(path).model == "classical"
+
+
+def test_reference_face_in_the_page(browser, server, pair):
+    assert swap_in_page(browser, server, *pair, reference=pair[1]) == "Done: 1 face swapped in 1 frame."
+    assert swap_in_page(browser, server, *pair, reference=pair[0]) == "Done: 0 faces swapped in 1 frame."
 
 
 def test_errors_show_the_one_line_message(browser, server, pair, bad_uploads):

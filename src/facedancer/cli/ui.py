@@ -25,7 +25,7 @@ def ui(
         typer.Option("--models", help="a model directory, or a folder of them, to offer (repeatable)"),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps")] = "cpu",
-    max_upload_mb: Annotated[float, typer.Option(help="largest request body accepted, in MiB")] = 512,
+    max_upload_mb: Annotated[float, typer.Option(min=1, help="largest request body accepted, in MiB")] = 512,
     keep: Annotated[int, typer.Option(min=1, help="finished results kept for download")] = 8,
 ) -> None:
     """Serve a web page and an HTTP API for swapping on HOST:PORT (127.0.0.1:7860); Ctrl+C stops it."""
@@ -35,17 +35,18 @@ def ui(
             f"facedancer ui needs the ui extra ({', '.join(missing)} missing): pip install 'facedancer[ui]'"
         )
     from facedancer.swap.swapper import resolve_device
-    from facedancer.ui import create_app, serve
+    from facedancer.ui import create_app, listen, serve, url
 
     resolve_device(device)
-    web = create_app(models=models or [], device=device, max_upload_bytes=int(max_upload_mb * 2**20), keep=keep)
-
-    def ready(url: str) -> None:
-        typer.echo(f"facedancer ui: {url}  (Ctrl+C to stop)", err=False)
-        if host not in LOOPBACK:
-            typer.echo(
-                f"warning: {host} lets other machines in, and there is no password: anyone who reaches it can swap",
-                err=True,
-            )
-
-    serve(web, host, port, ready)
+    sock = listen(host, port)
+    try:
+        web = create_app(models=models or [], device=device, max_upload_bytes=int(max_upload_mb * 2**20), keep=keep)
+    except BaseException:
+        sock.close()
+        raise
+    typer.echo(f"facedancer ui: {url(sock)}  (Ctrl+C to stop)")
+    if host not in LOOPBACK:
+        typer.echo(
+            f"warning: {host} lets other machines in, with no password: anyone who reaches it can swap", err=True
+        )
+    serve(web, sock)

@@ -6,6 +6,6 @@ Starlette + uvicorn were chosen over Gradio on measured install size, pins and o
 """
 
 from facedancer.ui.app import create_app
-from facedancer.ui.server import serve
+from facedancer.ui.server import listen, serve, url
 
-__all__ = ["create_app", "serve"]
+__all__ = ["create_app", "listen", "serve", "url"]

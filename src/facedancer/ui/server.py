@@ -1,10 +1,9 @@
-"""Serve the app with uvicorn on a socket bound first, so that ``--port 0`` picks a free port and the
-printed address is the real one."""
+"""Serve the app with uvicorn on a socket bound first: ``--port 0`` picks a free port, the printed address
+is the real one, and a port in use is one line before anything else is set up."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 
 import uvicorn
 from starlette.applications import Starlette
@@ -31,9 +30,7 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if sock.family == socket.AF_INET6 else f"http://{host}:{port}/"
 
 
-def serve(app: Starlette, host: str = "127.0.0.1", port: int = 7860, ready: Callable[[str], object] = print) -> None:
-    """Run until interrupted; ``ready`` is told the page's address once the socket listens."""
-    sock = listen(host, port)
-    ready(url(sock))
+def serve(app: Starlette, sock: socket.socket) -> None:
+    """Run ``app`` on a socket from :func:`listen` until interrupted."""
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
