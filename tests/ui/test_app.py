@@ -111,13 +111,15 @@ def test_generator_model_with_precision(client, random_model, pair):
 
 
 def test_reference_pairs_choose_faces(client, pair):
-    def swap(reference: Path) -> dict:
-        parts = files(("source", pair[0], None), ("reference", reference, None), ("target", pair[1], None))
+    def swap(*references: Path) -> dict:
+        parts = [("source", pair[0], None)] * len(references) + [("reference", r, None) for r in references]
+        parts = files(*parts, ("target", pair[1], None))
         job = client.post("/api/jobs", files=parts, data={"model": "classical", "faces": "reference"}).json()
         return finish(client, job)
 
     assert swap(pair[1])["report"]["faces_swapped"] == 1  # the target's own face as the reference
     assert swap(pair[0])["report"]["faces_swapped"] == 0  # someone else: left alone
+    assert swap(pair[0], pair[1])["report"]["faces_swapped"] == 1  # two people: the second one is here
 
 
 def test_a_failed_job_says_why_and_leaves_nothing(client, app, pair, faceless):

@@ -91,3 +91,22 @@ def test_uploads_go_when_the_job_ends(queue):
     assert [p.name for p in folder.iterdir()] == ["result.mp4"]
     queue.remove(job)
     assert not folder.exists() and queue.get(job.id) is None
+
+
+def test_closing_stops_a_running_job_at_its_next_frame(tmp_path):
+    queue = JobQueue(tmp_path / "jobs")
+    queue.root.mkdir()
+    started = threading.Event()
+
+    def endless(job: Job) -> Path:
+        started.set()
+        while True:
+            job.advance(1)
+            time.sleep(0.01)
+
+    running = queue.submit(queue.new_folder(), "m", "video", None, endless)
+    waiting = queue.submit(queue.new_folder(), "m", "video", None, endless)
+    assert started.wait(10)
+    queue.close()  # returns: the running job stopped, the queued one never started
+    assert running.state == "failed" and running.error == "cancelled: the server is stopping"
+    assert waiting.state == "queued" and not queue.root.exists()

@@ -25,6 +25,12 @@ from facedancer.io.failures import reason
 log = logging.getLogger(__name__)
 
 JobState = Literal["queued", "running", "done", "failed"]
+
+
+class Cancelled(FacedancerError):
+    """A job stopped part-way because the server is stopping (the video writer then leaves nothing)."""
+
+
 #: what a job runs: the job (its folder, ``advance`` for progress, ``report``) -> the result file in its folder
 Work = Callable[["Job"], Path]
 
@@ -47,8 +53,12 @@ class Job:
     report: dict[str, int] = field(default_factory=dict)
     seq: int = 0
     finished: threading.Event = field(default_factory=threading.Event)
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def advance(self, frames: int) -> None:
+        """Count frames done; raise :class:`Cancelled` between frames once the server is stopping."""
+        if self.cancelled.is_set():
+            raise Cancelled("cancelled: the server is stopping")
         self.done += frames
 
     def explain(self, error: BaseException | str) -> str:
@@ -120,11 +130,13 @@ class JobQueue:
         shutil.rmtree(job.folder, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop taking work, drop what is queued, and delete every job folder."""
+        """Drop what is queued, stop what runs at its next frame, and delete every job folder."""
         with self._lock:
             lanes, self._lanes = list(self._lanes.values()), {}
+            for job in self._jobs.values():
+                job.cancelled.set()
         for lane in lanes:
-            lane.shutdown(wait=False, cancel_futures=True)
+            lane.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _run(self, job: Job, work: Work) -> None:
@@ -141,7 +153,7 @@ class JobQueue:
             if job.state == "failed":
                 shutil.rmtree(job.folder, ignore_errors=True)
             else:
-                for path in job.folder.iterdir():
+                for path in job.folder.glob("*"):
                     if path != job.result:
                         path.unlink(missing_ok=True)
             job.finished.set()
