@@ -35,7 +35,7 @@ class Cancelled(FacedancerError):
 Work = Callable[["Job"], Path]
 
 
-@dataclass
+@dataclass(eq=False)  # a job is itself, however its fields compare
 class Job:
     id: str
     lane: str
@@ -80,6 +80,7 @@ class JobQueue:
         self.root = root
         self.keep = keep
         self._jobs: dict[str, Job] = {}
+        self._finished: list[Job] = []  # in the order they finished
         self._lanes: dict[str, ThreadPoolExecutor] = {}
         self._lock = threading.Lock()
         self._seq = itertools.count()
@@ -127,6 +128,8 @@ class JobQueue:
         """Forget a finished job and delete its folder."""
         with self._lock:
             self._jobs.pop(job.id, None)
+            if job in self._finished:
+                self._finished.remove(job)
         shutil.rmtree(job.folder, ignore_errors=True)
 
     def close(self) -> None:
@@ -140,27 +143,30 @@ class JobQueue:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _run(self, job: Job, work: Work) -> None:
+        """Run a job, clean its folder, then publish the outcome: whoever sees it finished sees it clean."""
         job.state = "running"
+        result, error = None, None
         try:
             result = work(job)
-            job.result, job.state = result, "done"
         except FacedancerError as e:
-            job.error, job.state = job.explain(e), "failed"
+            error = job.explain(e)
         except Exception as e:  # a bug in facedancer: the traceback goes to the server's log, one line to the user
             log.exception("job %s failed", job.id)
-            job.error, job.state = f"internal error ({type(e).__name__}): {job.explain(reason(e))}", "failed"
-        finally:
-            if job.state == "failed":
-                shutil.rmtree(job.folder, ignore_errors=True)
-            else:
-                for path in job.folder.glob("*"):
-                    if path != job.result:
-                        path.unlink(missing_ok=True)
-            job.finished.set()
-            self._evict()
+            error = f"internal error ({type(e).__name__}): {job.explain(reason(e))}"
+        if error is None:
+            for path in job.folder.glob("*"):
+                if path != result:
+                    path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(job.folder, ignore_errors=True)
+        self._evict(job)
+        job.result, job.error, job.state = result, error, "done" if error is None else "failed"
+        job.finished.set()
 
-    def _evict(self) -> None:
+    def _evict(self, finishing: Job) -> None:
+        """Remove the jobs that finished longest ago beyond ``keep``, counting the one finishing now."""
         with self._lock:
-            finished = sorted((j for j in self._jobs.values() if j.finished.is_set()), key=lambda j: j.seq)
-        for job in finished[: max(0, len(finished) - self.keep)]:
+            self._finished.append(finishing)
+            old = self._finished[: max(0, len(self._finished) - self.keep)]
+        for job in old:
             self.remove(job)
