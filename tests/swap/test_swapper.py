@@ -162,6 +162,19 @@ def test_multi_face_video_batches_faces_across_frames(paint, lfw_pair, shared, t
     assert max(calls) == 8 and len(calls) <= report.faces_swapped // 8 + 40 // MAX_QUEUED_FRAMES + 1
 
 
+def test_progress_callback_counts_every_frame(echo, lfw_pair, shared, tmp_path):
+    """A callable ``progress`` (a web page's bar) hears of each frame as it is written, in order."""
+    told: list[int] = []
+    report = FaceSwapper(echo, batch_size=2).swap_video(
+        lfw_pair[0],
+        shared / "data/videos/video_retalking/5.mp4",
+        tmp_path / "o.mp4",
+        progress=told.append,
+        max_frames=7,
+    )
+    assert sum(told) == report.frames == 7 and len(told) > 1
+
+
 def test_folder_finishes_good_files_and_reports_bad_ones(paint, lfw_pair, tmp_path):
     src = tmp_path / "in"
     (src / "a" / "b").mkdir(parents=True)

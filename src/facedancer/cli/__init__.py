@@ -24,6 +24,7 @@ from facedancer.cli import models  # noqa: F401  isort: skip
 from facedancer.cli import inspect  # noqa: F401  isort: skip
 from facedancer.cli import swap  # noqa: F401  isort: skip
 from facedancer.cli import train  # noqa: F401  isort: skip
+from facedancer.cli import ui  # noqa: F401  isort: skip
 from facedancer.cli import eval  # isort: skip
 
 

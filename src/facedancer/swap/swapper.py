@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +48,8 @@ from facedancer.swap.models import DEFAULT_MODEL, CropSwapper, Precision, load_c
 from facedancer.swap.select import FaceMatcher, Selection
 
 ImageLike = np.ndarray | str | Path
+#: ``progress=True`` draws a bar on the terminal; a callable is told how many more frames are done instead
+FrameProgress = bool | Callable[[int], object]
 #: frames a video may queue while waiting for a full generator batch
 MAX_QUEUED_FRAMES = 16
 #: a track that matched no reference is checked again for this many frames before it is left alone
@@ -254,7 +256,7 @@ class FaceSwapper:
         selection: Selection | None = None,
         *,
         label: bool = True,
-        progress: bool = False,
+        progress: FrameProgress = False,
         max_frames: int | None = None,
     ) -> SwapReport:
         """Swap faces through a whole video, streaming; keeps fps, size, rotation and audio."""
@@ -326,7 +328,7 @@ class FaceSwapper:
         selection: Selection | None = None,
         *,
         label: bool = True,
-        progress: bool = False,
+        progress: FrameProgress = False,
         max_frames: int | None = None,
     ) -> SwapReport:
         """An image or a video on disk to an output file of a matching kind."""
@@ -387,9 +389,12 @@ class _Rate(ProgressColumn):
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool, total: int | None, what: str) -> Iterator:
-    """A rich progress bar with items/s and ETA, or a no-op."""
-    if not enabled:
+def _progress(progress: FrameProgress, total: int | None, what: str) -> Iterator:
+    """A rich progress bar with items/s and ETA, the caller's own callback (a web page's bar), or a no-op."""
+    if callable(progress):
+        yield progress
+        return
+    if not progress:
         yield lambda n: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _Rate(), TimeRemainingColumn())
