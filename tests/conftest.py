@@ -6,9 +6,12 @@ Research data (LFW, AFLW2000, videos, third-party weights) is never in the repo:
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,3 +99,86 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "random-init"
     Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
     return path
+
+
+@pytest.fixture(scope="session")
+def official_keras(shared: Path) -> Path:
+    """Small Keras .h5 files made with the official FaceDancer code, and their TensorFlow outputs (README.md)."""
+    root = shared / "fixtures" / "official-keras"
+    if not (root / "tiny_g_configC.h5").is_file():
+        pytest.skip(f"the official Keras fixtures are not at {root}")
+    return root
+
+
+def edit_keras(
+    src: Path, dst: Path, config: Callable[[dict], None] | None = None, weights: Callable | None = None
+) -> Path:
+    """A copy of a full-model Keras .h5 with its architecture JSON and/or weight groups changed in place."""
+    import h5py
+
+    shutil.copyfile(src, dst)
+    with h5py.File(dst, "r+") as f:
+        if config is not None:
+            spec = json.loads(f.attrs["model_config"])
+            config(spec)
+            f.attrs["model_config"] = json.dumps(spec)
+        if weights is not None:
+            weights(f["model_weights"])
+    return dst
+
+
+@pytest.fixture(scope="session")
+def keras_edit() -> Callable[..., Path]:
+    """:func:`edit_keras` for tests that build bad or variant Keras files from the fixtures."""
+    return edit_keras
+
+
+def narrow_arcface(src: Path, dst: Path, dim: int) -> Path:
+    """``src`` (the fixture ArcFace) giving only the first ``dim`` dimensions of its embedding.
+
+    The fixture generators take 16-d identities and the fixture ArcFace gives 32-d ones; keeping the first
+    16 units of its Dense and of the BatchNorm after it makes the encoder those generators fit (both are per
+    unit, so the 16 values are exactly the first 16 of the original), for converting and swapping with them.
+    """
+    names: dict[str, str] = {}
+
+    def config(spec: dict) -> None:
+        head = next(x for x in spec["config"]["layers"] if x["name"] == spec["config"]["output_layers"][0][0])
+        layers = head["config"]["layers"]
+        dense = next(x for x in layers if x["class_name"] == "Dense")
+        dense["config"]["units"] = dim
+        names.update(group=head["name"], dense=dense["name"])
+        names["bn"] = next(
+            x["name"] for x in layers if x["inbound_nodes"] and x["inbound_nodes"][0][0][0] == dense["name"]
+        )
+
+    def weights(root) -> None:
+        group = root[names["group"]]
+        for key in [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]:
+            layer, variable = key.split("/")[-2:]
+            if layer == names["bn"] or (layer == names["dense"] and variable.startswith("bias")):
+                data = group[key][:dim]
+            elif layer == names["dense"]:
+                data = group[key][:, :dim]
+            else:
+                continue
+            del group[key]
+            group[key] = data
+
+    return edit_keras(src, dst, config, weights)
+
+
+@pytest.fixture(scope="session")
+def arcface16(official_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture ArcFace cut to the 16-d identities the fixture generators take."""
+    return narrow_arcface(official_keras / "tiny_arcface.h5", tmp_path_factory.mktemp("arcface") / "arcface16.h5", 16)
+
+
+@pytest.fixture(scope="session")
+def official_model(official_keras: Path, arcface16: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A converted official model that can swap: the config C fixture (64 px), its 16-d ArcFace and the
+    fixture discriminator, as `facedancer convert-official` writes it."""
+    from facedancer.official import convert_official
+
+    out = tmp_path_factory.mktemp("official") / "tiny_config_c"
+    return convert_official(official_keras / "tiny_g_configC.h5", out, arcface16, official_keras / "tiny_d.h5")

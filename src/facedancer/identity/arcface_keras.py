@@ -177,29 +177,31 @@ class KerasResNet(IdentityEncoder):
             config = from_dict(KerasResNetConfig, doc)
         except ConfigError as e:
             raise CheckpointError(f"{directory}/{CONFIG_NAME}: {e}") from None
-        return _loaded(config, tensors, directory)
+        return cls.from_state(config, tensors, directory)
 
     @classmethod
     def from_keras(cls, h5_path: str | Path) -> KerasResNet:
         """Convert ``ArcFace-Res50.h5`` (or any Keras ResNet v1 of this layout) without TensorFlow; frozen."""
         config, tensors = match_arcface(read_keras(h5_path))
-        return _loaded(config, tensors, h5_path)
+        return cls.from_state(config, tensors, h5_path)
+
+    @classmethod
+    def from_state(cls, config: KerasResNetConfig, tensors: dict[str, Tensor], source: str | Path) -> KerasResNet:
+        """The frozen encoder holding exactly ``tensors``; a :class:`CheckpointError` naming any misfit."""
+        with torch.device("meta"):  # no random init: every tensor comes from the file
+            net = cls(config)
+        own = net.state_dict()
+        problems = sorted(set(own) ^ set(tensors))
+        problems += [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
+        if problems:
+            raise CheckpointError(f"{source} does not fit {NAME}: tensors {', '.join(problems[:4])}")
+        net.load_state_dict(tensors, strict=True, assign=True)
+        return net.freeze()
 
     @classmethod
     def load(cls, path: str | Path) -> KerasResNet:
         """A converted directory or the Keras ``.h5`` itself (the asset registry's user-supplied file)."""
         return cls.from_directory(path) if Path(path).is_dir() else cls.from_keras(path)
-
-
-def _loaded(config: KerasResNetConfig, tensors: dict[str, Tensor], source: str | Path) -> KerasResNet:
-    with torch.device("meta"):  # no random init: every tensor comes from the file
-        net = KerasResNet(config)
-    own = net.state_dict()
-    problems = sorted(set(own) ^ set(tensors)) + [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
-    if problems:
-        raise CheckpointError(f"{source} does not fit {NAME}: tensors {', '.join(problems[:4])}")
-    net.load_state_dict(tensors, strict=True, assign=True)
-    return net.freeze()
 
 
 # --- reading the Keras graph ----------------------------------------------------------------------
@@ -250,9 +252,11 @@ def _bottleneck(m: Matcher, out: Layer) -> tuple[Layer, int, int, bool, list[flo
 def match_arcface(graph: KerasGraph) -> tuple[KerasResNetConfig, dict[str, Tensor]]:
     """The configuration and state dict (torch layout) of a Keras ArcFace ResNet."""
     m = Matcher(graph, WHAT)
-    shape = input_shape(graph.inputs[0]) if len(graph.inputs) == 1 else ()
-    if len(graph.outputs) != 1 or tuple(shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
-        raise m.fail(f"it takes {len(graph.inputs)} input(s) of shape {shape}; ArcFace takes one 112x112 RGB image")
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise m.fail(f"it has {len(graph.inputs)} input(s) and {len(graph.outputs)} output(s); ArcFace has one of each")
+    shape = input_shape(graph.inputs[0])
+    if tuple(shape[1:]) != (INPUT_SIZE, INPUT_SIZE, 3):
+        raise m.fail(f"it takes images of shape {shape[1:]}; ArcFace takes 112x112 RGB")
     # head: BN(embedding) <- Dense <- Flatten (channels-last) <- Dropout <- BN(feature map)
     emb_bn = graph.outputs[0]
     emb_eps = m.batch_norm(emb_bn, axis=1)

@@ -11,6 +11,7 @@ file is read and checked before anything is written; the directory then appears 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from facedancer.assets.store import sha256_of
@@ -18,7 +19,8 @@ from facedancer.atomic import atomic_dir
 from facedancer.bundle import CARD_NAME
 from facedancer.errors import ConversionError, OutputError
 from facedancer.identity import EMBEDDING_DIMS, ENCODER_DIR, KerasResNet
-from facedancer.keras import read_keras
+from facedancer.identity.arcface_keras import match_arcface
+from facedancer.keras import KerasGraph, read_keras
 from facedancer.nn import Discriminator, Generator, parameter_count
 from facedancer.official.discriminator import match_discriminator
 from facedancer.official.generator import match_generator
@@ -65,13 +67,13 @@ def convert_official(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out} exists; convert into a new directory")
     gen_json, found_d, found_d_json = official_checkpoint(generator_h5)
-    config, tensors = match_generator(read_keras(generator_h5, model_json or gen_json))
+    config, tensors = _match("generator", read_keras(generator_h5, model_json or gen_json))
     generator = Generator(config)
     generator.load_weights(tensors, source=generator_h5)
 
     encoder = None
     if arcface_h5 is not None:
-        encoder = load_keras_arcface(arcface_h5)
+        encoder = KerasResNet.from_state(*_match("identity encoder", read_keras(arcface_h5)), source=arcface_h5)
         if encoder.embedding_dim != config.identity_dim:
             raise ConversionError(
                 f"{Path(arcface_h5).name} gives {encoder.embedding_dim}-d identities but {generator_h5.name} "
@@ -86,7 +88,7 @@ def convert_official(
     discriminator, d_path = None, Path(discriminator_h5) if discriminator_h5 is not None else found_d
     if d_path is not None:
         d_json = found_d_json if discriminator_h5 is None else None
-        d_config, d_tensors = match_discriminator(read_keras(d_path, d_json))
+        d_config, d_tensors = _match("discriminator", read_keras(d_path, d_json))
         if d_config.image_size != config.image_size:
             raise ConversionError(
                 f"{d_path.name} judges {d_config.image_size} px images, "
@@ -107,6 +109,33 @@ def convert_official(
         card = _card(generator, encoder, discriminator, files, out.name)
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
     return out
+
+
+#: what each role's file must be, what that is called, and the option that takes it
+_MATCHERS: dict[str, tuple[Callable[[KerasGraph], tuple], str, str]] = {
+    "generator": (match_generator, "a FaceDancer generator", "GENERATOR"),
+    "identity encoder": (match_arcface, "the ArcFace identity encoder", "--arcface"),
+    "discriminator": (match_discriminator, "a FaceDancer discriminator", "--discriminator"),
+}
+
+
+def _match(role: str, graph: KerasGraph) -> tuple:
+    """(config, tensors) of ``graph`` as ``role``; when it is another official model, the error says which."""
+    try:
+        return _MATCHERS[role][0](graph)
+    except ConversionError as error:
+        for other, (match, what, option) in _MATCHERS.items():
+            if other != role and _matches(match, graph):
+                raise ConversionError(f"{error}; it is {what}: give it as {option}") from None
+        raise
+
+
+def _matches(match: Callable[[KerasGraph], tuple], graph: KerasGraph) -> bool:
+    try:
+        match(graph)
+    except ConversionError:
+        return False
+    return True
 
 
 def _describe(path: Path) -> dict:
@@ -156,7 +185,10 @@ def _card(
         "## Use",
         "",
         f"    facedancer swap -s SOURCE -t TARGET -o OUT --model {out}",
-        f"    facedancer train facedancer-official --init {out} --set data.root=DATA   # fine-tune (256 px models)",
+        f"    facedancer train PRESET --init {out} --set data.root=DATA",
+        "",
+        "to fine-tune it, with a preset of the same generator (`facedancer-official` for the released 256 px "
+        "models; the run starts from these weights with a new optimiser).",
         "",
         "Every image or video made with it is labelled as synthetic media (`facedancer inspect`).",
         "",
