@@ -133,37 +133,79 @@ def keras_edit() -> Callable[..., Path]:
     return edit_keras
 
 
-def narrow_arcface(src: Path, dst: Path, dim: int) -> Path:
-    """``src`` (the fixture ArcFace) giving only the first ``dim`` dimensions of its embedding.
+def _weight_names(group) -> list[str]:
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
 
-    The fixture generators take 16-d identities and the fixture ArcFace gives 32-d ones; keeping the first
-    16 units of its Dense and of the BatchNorm after it makes the encoder those generators fit (both are per
-    unit, so the 16 values are exactly the first 16 of the original), for converting and swapping with them.
+
+def _replace(group, key: str, data) -> None:
+    del group[key]
+    group[key] = data
+
+
+def resize_arcface(src: Path, dst: Path, dim: int, seed: int = 0) -> Path:
+    """``src`` (the fixture ArcFace) with a ``dim``-d embedding.
+
+    The fixture generators take 16-d identities and the fixture ArcFace gives 32-d ones. Cutting its Dense and
+    the BatchNorm after it to the first 16 units gives exactly the first 16 values of the original embedding
+    (both act per unit): an encoder those generators fit. Wider sizes get random extra units (512: the size
+    of the real ArcFace-Res50, which presets expect).
     """
-    names: dict[str, str] = {}
+    import numpy as np
+
+    rng, names = np.random.default_rng(seed), {}
+
+    def grow(array, axis: int, fill):
+        if dim <= array.shape[axis]:
+            return array[:, :dim] if axis else array[:dim]
+        shape = list(array.shape)
+        shape[axis] = dim - array.shape[axis]
+        return np.concatenate([array, fill(shape).astype(array.dtype)], axis=axis)
 
     def config(spec: dict) -> None:
         head = next(x for x in spec["config"]["layers"] if x["name"] == spec["config"]["output_layers"][0][0])
         layers = head["config"]["layers"]
         dense = next(x for x in layers if x["class_name"] == "Dense")
         dense["config"]["units"] = dim
-        names.update(group=head["name"], dense=dense["name"])
-        names["bn"] = next(
-            x["name"] for x in layers if x["inbound_nodes"] and x["inbound_nodes"][0][0][0] == dense["name"]
-        )
+        bn = next(x for x in layers if x["inbound_nodes"] and x["inbound_nodes"][0][0][0] == dense["name"])
+        names.update(group=head["name"], dense=dense["name"], bn=bn["name"])
 
     def weights(root) -> None:
         group = root[names["group"]]
-        for key in [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]:
+        for key in _weight_names(group):
             layer, variable = key.split("/")[-2:]
-            if layer == names["bn"] or (layer == names["dense"] and variable.startswith("bias")):
-                data = group[key][:dim]
-            elif layer == names["dense"]:
-                data = group[key][:, :dim]
-            else:
-                continue
-            del group[key]
-            group[key] = data
+            data = np.asarray(group[key])
+            if layer == names["dense"]:
+                axis = 1 if variable.startswith("kernel") else 0
+                _replace(group, key, grow(data, axis, lambda s: rng.normal(0, 0.05, s)))
+            elif layer == names["bn"]:
+                low = 0.5 if variable.startswith(("gamma", "moving_variance")) else -0.5
+                _replace(group, key, grow(data, 0, lambda s, low=low: rng.uniform(low, low + 1, s)))
+
+    return edit_keras(src, dst, config, weights)
+
+
+def widen_identity(src: Path, dst: Path, dim: int, seed: int = 0) -> Path:
+    """``src`` (a fixture generator) taking ``dim``-d identities: its first mapping Dense gets random extra rows."""
+    import numpy as np
+
+    names: dict[str, str] = {}
+
+    def config(spec: dict) -> None:
+        layers = spec["config"]["layers"]
+        vector = next(
+            x for x in layers if x["class_name"] == "InputLayer" and len(x["config"]["batch_input_shape"]) == 2
+        )
+        vector["config"]["batch_input_shape"] = [None, dim]
+        names["dense"] = next(
+            x["name"] for x in layers if x["inbound_nodes"] and x["inbound_nodes"][0][0][0] == vector["name"]
+        )
+
+    def weights(root) -> None:
+        group = root[names["dense"]]
+        key = next(k for k in _weight_names(group) if "kernel" in k)
+        kernel = np.asarray(group[key])
+        extra = np.random.default_rng(seed).normal(0, 0.05, (dim - kernel.shape[0], kernel.shape[1]))
+        _replace(group, key, np.concatenate([kernel, extra.astype(kernel.dtype)]))
 
     return edit_keras(src, dst, config, weights)
 
@@ -171,7 +213,7 @@ def narrow_arcface(src: Path, dst: Path, dim: int) -> Path:
 @pytest.fixture(scope="session")
 def arcface16(official_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The fixture ArcFace cut to the 16-d identities the fixture generators take."""
-    return narrow_arcface(official_keras / "tiny_arcface.h5", tmp_path_factory.mktemp("arcface") / "arcface16.h5", 16)
+    return resize_arcface(official_keras / "tiny_arcface.h5", tmp_path_factory.mktemp("arcface") / "arcface16.h5", 16)
 
 
 @pytest.fixture(scope="session")
@@ -182,3 +224,15 @@ def official_model(official_keras: Path, arcface16: Path, tmp_path_factory: pyte
 
     out = tmp_path_factory.mktemp("official") / "tiny_config_c"
     return convert_official(official_keras / "tiny_g_configC.h5", out, arcface16, official_keras / "tiny_d.h5")
+
+
+@pytest.fixture(scope="session")
+def official_model_512(official_keras: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A converted official model with ArcFace-Res50's 512-d identities (the fixtures widened), so that the
+    ``arcface-keras-r50`` presets and IFSR margins apply to it: for fine-tuning tests."""
+    from facedancer.official import convert_official
+
+    tmp = tmp_path_factory.mktemp("official512")
+    generator = widen_identity(official_keras / "tiny_g_configC.h5", tmp / "tiny_g_configC_512.h5", 512)
+    arcface = resize_arcface(official_keras / "tiny_arcface.h5", tmp / "tiny_arcface_512.h5", 512)
+    return convert_official(generator, tmp / "model", arcface, official_keras / "tiny_d.h5")
