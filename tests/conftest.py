@@ -127,6 +127,28 @@ def edit_keras(
     return dst
 
 
+def split_keras(src: Path, dst: Path, json_path: Path | None = None) -> tuple[Path, Path | None]:
+    """What the official train.py writes for ``src``: a save_weights() .h5 (layer groups at the root) and,
+    when ``json_path`` is given, the model.to_json() beside it."""
+    import h5py
+
+    with h5py.File(src, "r") as f, h5py.File(dst, "w") as out:
+        for name, value in f["model_weights"].attrs.items():
+            out.attrs[name] = value
+        for name in f["model_weights"]:
+            f.copy(f["model_weights"][name], out, name)
+        spec = f.attrs["model_config"]
+    if json_path is not None:
+        json_path.write_text(spec if isinstance(spec, str) else spec.decode())
+    return dst, json_path
+
+
+@pytest.fixture(scope="session")
+def keras_split() -> Callable[..., tuple[Path, Path | None]]:
+    """:func:`split_keras`: a full-model fixture as a weights-only checkpoint (+ its JSON)."""
+    return split_keras
+
+
 @pytest.fixture(scope="session")
 def keras_edit() -> Callable[..., Path]:
     """:func:`edit_keras` for tests that build bad or variant Keras files from the fixtures."""

@@ -93,7 +93,9 @@ def retinaface_like(path):
         ("weights-only-without-json", "holds weights only: give the model JSON"),
     ],
 )
-def test_bad_files_are_one_line_exit_2_and_write_nothing(run, official_keras, arcface16, tmp_path, case, message):
+def test_bad_files_are_one_line_exit_2_and_write_nothing(
+    run, official_keras, keras_split, arcface16, tmp_path, case, message
+):
     generator, arcface = official_keras / "tiny_g_configC.h5", arcface16
     if case == "not-hdf5":
         generator = tmp_path / "FaceDancer_config_c_HQ.h5"
@@ -114,10 +116,7 @@ def test_bad_files_are_one_line_exit_2_and_write_nothing(run, official_keras, ar
     elif case == "identity-mismatch":
         arcface = official_keras / "tiny_arcface.h5"
     elif case == "weights-only-without-json":
-        generator = tmp_path / "weights.h5"
-        with h5py.File(official_keras / "tiny_g_configC.h5", "r") as f, h5py.File(generator, "w") as w:
-            for name in f["model_weights"]:
-                f.copy(f["model_weights"][name], w, name)
+        generator, _ = keras_split(official_keras / "tiny_g_configC.h5", tmp_path / "weights.h5")
     out = tmp_path / "out"
     code, _, err = run("convert-official", generator, "--arcface", arcface, "-o", out)
     assert code == 2, err

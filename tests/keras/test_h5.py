@@ -2,25 +2,11 @@
 
 import json
 
-import h5py
 import numpy as np
 import pytest
 
 from facedancer.errors import ConversionError
 from facedancer.keras import read_keras
-
-
-def weights_only(src, dst):
-    """What the official train.py writes: a save_weights() .h5 (layer groups at the root) plus model.to_json()."""
-    with h5py.File(src, "r") as f, h5py.File(dst, "w") as out:
-        for name, value in f["model_weights"].attrs.items():
-            out.attrs[name] = value
-        for name in f["model_weights"]:
-            f.copy(f["model_weights"][name], out, name)
-        spec = f.attrs["model_config"]
-    json_path = dst.with_name("gen.json")
-    json_path.write_text(spec if isinstance(spec, str) else spec.decode())
-    return dst, json_path
 
 
 def test_generator_graph(official_keras):
@@ -56,9 +42,9 @@ def test_nested_models_are_flattened(official_keras):
     assert set(bn.weights) == {"gamma", "beta", "moving_mean", "moving_variance"}
 
 
-def test_weights_only_file_with_its_json_reads_like_the_full_model(official_keras, tmp_path):
+def test_weights_only_file_with_its_json_reads_like_the_full_model(official_keras, keras_split, tmp_path):
     full = read_keras(official_keras / "tiny_g_configC.h5")
-    h5, js = weights_only(official_keras / "tiny_g_configC.h5", tmp_path / "gen_7.h5")
+    h5, js = keras_split(official_keras / "tiny_g_configC.h5", tmp_path / "gen_7.h5", tmp_path / "gen.json")
     split = read_keras(h5, js)
     assert [layer.name for layer in split.layers] == [layer.name for layer in full.layers]
     for a, b in zip(full.layers, split.layers, strict=True):
@@ -66,12 +52,12 @@ def test_weights_only_file_with_its_json_reads_like_the_full_model(official_kera
         assert all(np.array_equal(a.weights[k], b.weights[k]) for k in a.weights)
 
 
-def test_bad_files_are_one_line_errors(official_keras, tmp_path):
+def test_bad_files_are_one_line_errors(official_keras, keras_split, tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("not an HDF5 file")
     truncated = tmp_path / "cut.h5"
     truncated.write_bytes((official_keras / "tiny_g_configC.h5").read_bytes()[:50_000])
-    h5, _ = weights_only(official_keras / "tiny_g_configC.h5", tmp_path / "gen_1.h5")
+    h5, _ = keras_split(official_keras / "tiny_g_configC.h5", tmp_path / "gen_1.h5")
     bad_json = tmp_path / "bad.json"
     bad_json.write_text(json.dumps({"class_name": "Sequential", "config": {}}))
     cases = {

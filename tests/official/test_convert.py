@@ -41,25 +41,17 @@ def test_model_directory(official_model, official_keras, arcface16):
     assert "8 px: affa, 16 px: affa, 32 px: affa, 64 px: concat" in card
 
 
-def official_checkpoint(official_keras, root, step=3):
+def official_checkpoint(split, official_keras, root, step=3):
     """The official train.py's layout: gen/gen_N.h5 + gen.json and dis/dis_N.h5 + dis.json (weights only)."""
-    import h5py
-
     for kind, src in (("gen", "tiny_g_doaffa.h5"), ("dis", "tiny_d.h5")):
         (root / kind).mkdir(parents=True)
-        with h5py.File(official_keras / src, "r") as f, h5py.File(root / kind / f"{kind}_{step}.h5", "w") as out:
-            for name, value in f["model_weights"].attrs.items():
-                out.attrs[name] = value
-            for name in f["model_weights"]:
-                f.copy(f["model_weights"][name], out, name)
-            spec = f.attrs["model_config"]
-        (root / kind / f"{kind}.json").write_text(spec if isinstance(spec, str) else spec.decode())
+        split(official_keras / src, root / kind / f"{kind}_{step}.h5", root / kind / f"{kind}.json")
     return root / "gen" / f"gen_{step}.h5"
 
 
-def test_official_checkpoint_layout_is_found(official_keras, arcface16, tmp_path):
+def test_official_checkpoint_layout_is_found(official_keras, keras_split, arcface16, tmp_path):
     """A weights-only gen_N.h5: its gen.json and the matching dis_N.h5 + dis.json are found on their own."""
-    gen = official_checkpoint(official_keras, tmp_path / "checkpoints" / "run")
+    gen = official_checkpoint(keras_split, official_keras, tmp_path / "checkpoints" / "run")
     out = convert_official(gen, tmp_path / "model", arcface16)
     data = np.load(official_keras / "tiny_g_doaffa.npz")
     with torch.no_grad():

@@ -125,3 +125,34 @@ def test_anything_we_do_not_implement_is_refused_by_name(official_keras, tmp_pat
     with pytest.raises(ConversionError, match=r"g\.h5 is not a FaceDancer generator: ") as e:
         match_generator(read_keras(path))
     assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_adain_sublayers_named_without_their_layer(official_keras, tmp_path, keras_edit):
+    """Some Keras versions name a custom layer's sublayer weights globally (``dense_57/kernel:0``) instead of
+    below the layer (``ada_in/dense/kernel:0``): the order in the file still says which is scale and bias."""
+    import h5py
+
+    counter = iter(range(100, 1000))
+
+    def rename(root):
+        for name in root:
+            group = root[name]
+            old = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs["weight_names"]]
+            if not old or not old[0].startswith(f"{name}/dense"):
+                continue
+            new, sub = [], {}
+            for path in old:
+                sublayer = path.split("/")[1]
+                sub.setdefault(sublayer, f"dense_{next(counter)}")
+                new.append(f"{sub[sublayer]}/{path.split('/')[-1]}")
+            arrays = [group[p][()] for p in old]
+            for p in {p.split("/")[0] for p in old}:
+                del group[p]
+            for path, array in zip(new, arrays, strict=True):
+                group[path] = array
+            group.attrs["weight_names"] = [p.encode() for p in new]
+
+    path = keras_edit(official_keras / "tiny_g_configC.h5", tmp_path / "g.h5", weights=rename)
+    with h5py.File(path, "r") as f:
+        assert str(f["model_weights"]["ada_in"].attrs["weight_names"][0]).startswith("dense_1")
+    assert run_fixture(load_keras_generator(path), official_keras / "tiny_g_configC.npz") < 1e-5

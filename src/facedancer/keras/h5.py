@@ -201,16 +201,23 @@ def _weights_of(name: str, entries: list[tuple[str, np.ndarray]], whole: bool) -
     """The arrays of layer ``name`` from its top-level group, keyed by their path below the layer.
 
     A top-level layer owns its whole group; a layer inside a nested model owns the entries whose path
-    has ``name`` as a component (``conv1_conv/kernel:0``, or ``resnet50/conv1_conv/kernel:0``).
+    has ``name`` as a component (``conv1_conv/kernel:0``, or ``resnet50/conv1_conv/kernel:0``). Paths
+    that do not name the layer keep their sublayer part (``dense_5/kernel``), unless one prefix is common
+    to all of them; two weights never share a key.
     """
-    out = {}
+    paths = []
     for full, array in entries:
-        parts = full.split("/")
+        parts = full.split(":")[0].split("/")
         if name in parts[:-1]:
-            below = parts[parts.index(name) + 1 :]
+            paths.append((parts[parts.index(name) + 1 :], array))
         elif whole:
-            below = parts[-1:]
-        else:
-            continue
-        out["/".join(below).split(":")[0]] = array
+            paths.append((parts, array))
+    if len(paths) > 0 and all(len(p) > 1 for p, _ in paths) and len({p[0] for p, _ in paths}) == 1:
+        paths = [(p[1:], array) for p, array in paths]
+    out: dict[str, np.ndarray] = {}
+    for parts, array in paths:
+        key = "/".join(parts)
+        if key in out:
+            raise ConversionError(f"layer '{name}' holds two weights named {key!r}")
+        out[key] = array
     return out
