@@ -32,6 +32,13 @@ def test_bundle_writes_fp16_weights_and_a_card_that_matches_them(random_model, t
     assert not list(tmp_path.glob(".*"))  # no staging directory left behind
 
 
+def test_a_converted_model_keeps_its_encoder_and_licence(official_model, tmp_path):
+    out = bundle_model(official_model, tmp_path / "shipped")
+    assert (out / "identity_encoder" / "model.safetensors").is_file()
+    assert "licence of the weights it started from (converted): CC BY-NC-SA 4.0" in (out / "README.md").read_text()
+    assert models.GeneratorSwapper.from_pretrained(out).encoder.embedding_dim == 16
+
+
 def test_bundle_refuses_an_existing_output_and_an_unnamed_encoder(random_model, tmp_path):
     (tmp_path / "taken").mkdir()
     with pytest.raises(OutputError, match="exists"):

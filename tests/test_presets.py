@@ -27,6 +27,13 @@ def test_facedancer_preset_is_the_papers():
     assert not load_preset("facedancer-no-ifsr").ifsr.enabled
 
 
+def test_official_preset_is_the_papers_model_on_the_keras_arcface():
+    p, paper = load_preset("facedancer-official"), load_preset("facedancer")
+    assert p.generator == paper.generator and p.discriminator == paper.discriminator
+    assert p.identity.encoder == "arcface-keras-r50"
+    assert p.ifsr.enabled and p.ifsr.scale == 1.2 and p.ifsr.margins == "ifsr_margins_arcface_keras"
+
+
 def test_ablation_layouts():
     top3 = ("none", "none", "none")
     assert load_preset("baseline-concat").generator.stage_fusions == (*top3, "concat", "concat", "concat")

@@ -9,6 +9,7 @@ numbers in it cannot drift from the weights beside it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import torch
@@ -16,6 +17,7 @@ import torch
 from facedancer.assets.store import sha256_of
 from facedancer.atomic import atomic_dir
 from facedancer.errors import CheckpointError, OutputError
+from facedancer.identity import ENCODER_DIR
 from facedancer.nn import Generator, parameter_count
 from facedancer.nn.pretrained import CONFIG_NAME, WEIGHTS_NAME, read_meta
 
@@ -37,6 +39,8 @@ def bundle_model(generator_dir: str | Path, out_dir: str | Path, card: str = "")
         raise CheckpointError(f"{source}/{CONFIG_NAME} does not name its identity encoder (meta.identity_encoder)")
     with atomic_dir(out) as staging:
         generator.save_pretrained(staging, dtype=torch.float16, meta=meta)
+        if (source / ENCODER_DIR).is_dir():  # a converted model's own identity encoder goes with it
+            shutil.copytree(source / ENCODER_DIR, staging / ENCODER_DIR)
         (staging / CARD_NAME).write_text(_card(generator, meta, staging / WEIGHTS_NAME, card), encoding="utf-8")
     return out
 
@@ -50,6 +54,11 @@ def _card(generator: Generator, meta: dict, weights: Path, text: str) -> str:
         f"fusion {', '.join(f'{res}: {kind}' for res, kind in sorted(cfg.fusion.items()))})",
         f"- identity encoder: {meta['identity_encoder']} ({cfg.identity_dim}-d)",
         f"- weights: {WEIGHTS_NAME}, float16, {weights.stat().st_size:,} bytes, sha256 {digest}",
+        *(
+            [f"- licence of the weights it started from ({meta.get('init', 'converted')}): {meta['licence']}"]
+            if "licence" in meta
+            else []
+        ),
         "- every image or video made with it is labelled as synthetic media (`facedancer inspect`)",
     ]
     body = text.strip() or "# FaceDancer model\n\n(No description was given when this model was bundled.)"

@@ -14,6 +14,10 @@ class CheckpointError(FacedancerError):
     """A model directory that is missing, truncated, corrupt or does not fit its config."""
 
 
+class ConversionError(CheckpointError):
+    """A file the Keras converter cannot read or map: not HDF5, truncated, or another architecture."""
+
+
 class ConfigError(FacedancerError):
     """A preset or config file with unknown keys, wrong types or impossible values."""
 

@@ -48,6 +48,8 @@ def test_official_variants():
     d = DoubleAFFA(8)
     torch.testing.assert_close(d(z_a, h), d.second(z_a, d.first(z_a, h)))
     do = DualMaskAFFA(8)
+    # both branches have C hidden filters, as the official adaptive_attention_double
+    assert do.conv1.out_channels == 8 and do.conv2.out_channels == 8
     assert do.spatial.conv1.out_channels == 8 and do.spatial.conv2.out_channels == 1
     m = do.mask(z_a, h)
     assert m.shape == z_a.shape

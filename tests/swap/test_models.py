@@ -33,3 +33,45 @@ def test_failed_compilation_runs_eagerly_with_a_warning(random_model, crops_and_
         out = swapper.swap(*crops_and_sources)
     assert swapper._forward is swapper.generator
     np.testing.assert_array_equal(out, GeneratorSwapper.from_pretrained(random_model).swap(*crops_and_sources))
+
+
+def test_a_converted_model_swaps_as_the_official_inference_does(official_model, lfw):
+    """utils/swap_func.py's ``run_inference`` written out step by step on a real pair, against GeneratorSwapper.
+
+    Official: the source aligned straight to 112 px (ArcFace template, shrink 1.0), RGB / 255 into ArcFace;
+    the target aligned at the generator's size, (x - 127.5) / 127.5 into G; the crop is (y + 1) / 2. Ours
+    rounds that crop to 8 bits (half a grey level); the networks themselves match TensorFlow on the fixtures
+    (tests/official, tests/identity), so this pins what happens around them.
+    """
+    import cv2
+
+    from facedancer.faces import YuNetDetector
+    from facedancer.faces.align import ARCFACE_112, similarity_transform
+    from facedancer.io import read_image
+
+    swapper = GeneratorSwapper.from_pretrained(official_model)
+    source, target = (
+        read_image(lfw / p) for p in ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Colin_Powell/Colin_Powell_0001.jpg")
+    )
+    detector = YuNetDetector()
+    lm_source, lm_target = (detector.detect(im).landmarks[0] for im in (source, target))
+    size = swapper.crop_size
+
+    aligned_source = cv2.warpAffine(source, similarity_transform(lm_source, ARCFACE_112), (112, 112), borderValue=0.0)
+    with torch.no_grad():
+        z = swapper.encoder(torch.from_numpy(aligned_source / 255.0).permute(2, 0, 1)[None].float())
+    aligned_target = cv2.warpAffine(
+        target, similarity_transform(lm_target, ARCFACE_112 * size / 112), (size, size), borderValue=0.0
+    )
+    x = torch.from_numpy((aligned_target - 127.5) / 127.5).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        official = ((swapper.generator(x, z) + 1) / 2).clip(0, 1)[0].permute(1, 2, 0).numpy()
+
+    ours_z = swapper.source(source, lm_source)
+    # x / 255 in float32 (ours) or float64 (NumPy) differ by an ulp, which fp32 round-off through 50 random
+    # BatchNorm layers turns into ~1e-5 of the embedding's scale (TensorFlow itself shows it: fixture README)
+    assert (ours_z - z[0]).abs().max() < 1e-4 * z.abs().max()
+    ours = swapper.swap(aligned_target[None], [ours_z])[0]
+    # measured: 0.503 grey levels at most (rounding, plus that round-off through G)
+    assert np.abs(ours - official * 255).max() <= 0.55
+    assert official.std() > 0.05  # a real image-sized output, not a constant

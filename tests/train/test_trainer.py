@@ -270,3 +270,71 @@ def test_tiny_preset_trains_200_steps_on_lfw_and_its_losses_fall(lfw, tmp_path):
     assert last["G/id"] < first["G/id"] - 0.1
     assert last["G/rec"] < 0.4 * first["G/rec"]
     assert val[-1]["val/rec_l1"] < 0.6 * val[0]["val/rec_l1"]
+
+
+def init_config(root, out_dir, model: Path, **train) -> dict:
+    """A preset with a converted official model's networks, its encoder and the official IFSR margins."""
+    from facedancer.config import to_dict
+    from facedancer.nn import Discriminator
+
+    return {
+        "name": "official-init",
+        "generator": to_dict(Generator.read_config(model)[1]),
+        "discriminator": to_dict(Discriminator.read_config(model / "discriminator")[1]),
+        "identity": {"encoder": "arcface-keras-r50"},
+        "ifsr": {"margins": "ifsr_margins_arcface_keras"},
+        "data": {"root": str(root), "val_identities": 4, "val_pairs": 0, "workers": 0},
+        "train": {
+            "out_dir": str(out_dir),
+            "batch_size": 2,
+            "steps": 2,
+            "tensorboard": False,
+            "log_every": 1,
+            "val_every": 0,
+            "image_every": 0,
+            "init": str(model),
+            **train,
+        },
+    }
+
+
+def test_init_starts_a_new_run_from_a_converted_official_model(lfw_crops, official_model_512, tmp_path):
+    """--init: weights only (G, D from discriminator/, the model's own encoder), fresh optimiser, a new run."""
+    from facedancer.identity import KerasResNet
+    from facedancer.nn import Discriminator
+
+    model = official_model_512
+    preset = resolve_perceptual(from_dict(Preset, init_config(lfw_crops, tmp_path / "runs", model)))
+    trainer = Trainer(preset, tmp_path / "probe")
+    try:
+        for net, reference in (
+            (trainer.generator, Generator.from_pretrained(model)),
+            (trainer.discriminator, Discriminator.from_pretrained(model / "discriminator")),
+            (trainer.encoder, KerasResNet.from_directory(model / "identity_encoder")),
+        ):
+            ours, theirs = net.state_dict(), reference.state_dict()
+            assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+        assert trainer.step == 0 and not trainer.opt_g.state and trainer.ifsr is not None
+    finally:
+        trainer.close()
+
+    result = train(preset)
+    assert result.status == "finished" and result.step == 2 and result.run_dir.name == "00000-official-init"
+    meta = read_meta(result.checkpoint / "generator")
+    assert meta["init"] == str(model) and meta["licence"] == "CC BY-NC-SA 4.0"
+    trained = Generator.from_pretrained(result.checkpoint / "generator").state_dict()
+    start = Generator.from_pretrained(model).state_dict()
+    assert any(not torch.equal(trained[k], start[k]) for k in start)
+
+
+def test_init_refuses_a_model_that_is_not_the_presets(cli, lfw_crops, official_model_512, tmp_path):
+    wider = init_config(lfw_crops, tmp_path / "runs", official_model_512)
+    wider["generator"]["mapping_width"] = 32
+    with pytest.raises(ConfigError, match=r"differs from the preset's in mapping_width \(mapping_width=16\)"):
+        Trainer(resolve_perceptual(from_dict(Preset, wider)), tmp_path)
+    args = ["--set", f"data.root={lfw_crops}", "--set", f"train.out_dir={tmp_path / 'runs'}"]
+    r = cli("train", "tiny-64", "--init", official_model_512, *args)
+    assert r.returncode == 2 and "was made for arcface-keras-r50, this preset uses sface" in r.stderr
+    assert "Traceback" not in r.stderr and not any((tmp_path / "runs").iterdir())
+    r = cli("train", "--resume", tmp_path, "--init", official_model_512)
+    assert r.returncode == 2 and "give one" in r.stderr

@@ -82,6 +82,18 @@ for _depth in (50, 100):
     )
 register(
     Asset(
+        name="arcface-keras-r50",
+        kind="user",
+        source="ArcFace-Res50.h5 from the authors' Hugging Face repository felixrosberg/ArcFace (gated)",
+        sha256="",
+        size=0,
+        licence="CC BY-NC-SA 4.0 (FaceDancer authors; non-commercial)",
+        description="the official FaceDancer identity encoder (Keras ResNet50, 512-d), read without TensorFlow",
+        filename="ArcFace-Res50.h5",
+    )
+)
+register(
+    Asset(
         name="retinaface-mnet025",
         kind="url",
         source=(

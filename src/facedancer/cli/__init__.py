@@ -21,6 +21,7 @@ from facedancer.errors import FacedancerError
 
 # each module registers its commands on ``app`` when imported
 from facedancer.cli import models  # noqa: F401  isort: skip
+from facedancer.cli import convert  # noqa: F401  isort: skip
 from facedancer.cli import inspect  # noqa: F401  isort: skip
 from facedancer.cli import swap  # noqa: F401  isort: skip
 from facedancer.cli import train  # noqa: F401  isort: skip

@@ -100,9 +100,16 @@ def train(
     config: Annotated[str | None, typer.Argument(help="preset name or YAML file (omit with --resume)")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a config value: key.sub=value")] = None,
     resume: Annotated[Path | None, typer.Option(help="continue the run in this run directory")] = None,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="start from this model directory (e.g. a converted official model): weights only, new run"),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the resolved config and exit")] = False,
 ) -> None:
     """Train a FaceDancer model; every run gets a numbered directory with its config, metrics and checkpoints.
+
+    Fine-tune: `--init MODEL_DIR` starts G (and D, when the model has one) from a model's weights, with a new
+    optimiser, in a new run; `--resume RUN_DIR` continues a run exactly where it stopped.
 
     Multi-GPU / multi-node: launch with torchrun, e.g. `torchrun --nproc_per_node 8 -m facedancer train ...`.
     """
@@ -115,6 +122,8 @@ def train(
     if resume is not None:
         if config is not None:
             raise ConfigError("--resume continues a run with its own config.yaml: drop CONFIG (change it with --set)")
+        if init is not None:
+            raise ConfigError("--init starts a new run from a model's weights; --resume continues a run: give one")
         from facedancer.train.trainer import load_run_config
 
         data = load_run_config(resume)
@@ -124,6 +133,8 @@ def train(
         path = preset_path(config)
         data = load_yaml(path)
         data.setdefault("name", path.stem)
+        if init is not None:
+            data.setdefault("train", {})["init"] = str(init)
     preset = from_dict(Preset, apply_overrides(data, set_ or []))
     if dry_run:
         typer.echo(yaml.safe_dump(to_dict(preset), sort_keys=False), nl=False)

@@ -12,17 +12,27 @@ from pathlib import Path
 
 from facedancer import assets
 from facedancer.errors import ConfigError
+from facedancer.identity.arcface_keras import KerasResNet
 from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, prepare
 from facedancer.identity.iresnet import LAYOUTS, IResNet
 from facedancer.identity.sface import SFace
 
 #: embedding size of every encoder a preset may name
-EMBEDDING_DIMS: dict[str, int] = {"sface": 128, "arcface-iresnet50": 512, "arcface-iresnet100": 512}
+EMBEDDING_DIMS: dict[str, int] = {
+    "sface": 128,
+    "arcface-iresnet50": 512,
+    "arcface-iresnet100": 512,
+    "arcface-keras-r50": 512,
+}
 
 _LOADERS: dict[str, Callable[[Path], IdentityEncoder]] = {
     "sface": SFace.from_onnx,
     **{f"arcface-iresnet{depth}": partial(IResNet.from_checkpoint, depth=depth) for depth in LAYOUTS},
+    "arcface-keras-r50": KerasResNet.load,
 }
+
+#: where a model directory keeps the identity encoder it was converted with (``facedancer convert-official``)
+ENCODER_DIR = "identity_encoder"
 
 
 def load_encoder(name: str, weights: str | Path | None = None) -> IdentityEncoder:
@@ -32,13 +42,23 @@ def load_encoder(name: str, weights: str | Path | None = None) -> IdentityEncode
     return _LOADERS[name](Path(weights) if weights is not None else assets.resolve(name))
 
 
+def load_model_encoder(model_dir: str | Path, name: str, weights: str | Path | None = None) -> IdentityEncoder:
+    """The encoder a model directory was made for: ``weights`` if given, else the copy the directory carries
+    in ``identity_encoder/`` (converted models), else the registry's."""
+    carried = Path(model_dir) / ENCODER_DIR
+    return load_encoder(name, weights if weights is not None or not carried.is_dir() else carried)
+
+
 __all__ = [
     "EMBEDDING_DIMS",
+    "ENCODER_DIR",
     "INPUT_SIZE",
     "IResNet",
     "IdentityEncoder",
+    "KerasResNet",
     "SFace",
     "from_uint8",
     "load_encoder",
+    "load_model_encoder",
     "prepare",
 ]

@@ -96,13 +96,14 @@ class DoubleAFFA(Fusion):
 
 
 class DualMaskAFFA(AFFA):
-    """The official ``do_affa``: the C-channel mask times a 1-channel spatial mask.
+    """The official ``do_affa`` (``adaptive_attention_double``): a C-channel mask times a 1-channel spatial mask.
 
-    The spatial branch has the same stack as AFFA's but with ``C`` hidden filters and one output.
+    Both branches read ``[z_a, h]`` through AFFA's stack with ``C`` hidden filters in their 3x3 conv (not
+    plain AFFA's C/4): the channel branch ends in C outputs, the spatial one in a single output.
     """
 
     def __init__(self, channels: int) -> None:
-        super().__init__(channels)
+        super().__init__(channels, hidden=channels)
         self.spatial = AFFA(channels, hidden=channels, mask_channels=1)
 
     def mask(self, z_a: Tensor, h: Tensor) -> Tensor:

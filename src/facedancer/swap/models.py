@@ -19,7 +19,7 @@ import torch
 from facedancer.errors import CheckpointError, ConfigError
 from facedancer.faces.align import align, template
 from facedancer.faces.classical_swap import face_mask, poisson_paste
-from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_encoder
+from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_model_encoder
 from facedancer.nn import Generator
 from facedancer.nn.pretrained import CONFIG_NAME, read_meta
 
@@ -107,22 +107,15 @@ class GeneratorSwapper:
     ) -> GeneratorSwapper:
         generator = Generator.from_pretrained(directory)
         meta = read_meta(directory)
-        encoder_name = meta.get("identity_encoder") or _encoder_for(generator.config.identity_dim)
-        if EMBEDDING_DIMS.get(encoder_name) != generator.config.identity_dim:
+        dim = generator.config.identity_dim
+        encoder_name = meta.get("identity_encoder") or _encoder_for(dim)
+        encoder = load_model_encoder(directory, encoder_name, encoder_weights)
+        if encoder.embedding_dim != dim:
             raise CheckpointError(
-                f"{directory}: identity encoder {encoder_name!r} does not give "
-                f"{generator.config.identity_dim}-d embeddings"
+                f"{directory}: identity encoder {encoder_name!r} gives {encoder.embedding_dim}-d embeddings, "
+                f"the generator takes {dim}-d"
             )
-        # a training checkpoint's directory is just "generator": name it by its preset and step instead
-        name = f"{meta['preset']}@step{meta['step']}" if {"preset", "step"} <= set(meta) else Path(directory).name
-        return cls(
-            generator,
-            load_encoder(encoder_name, encoder_weights),
-            name,
-            torch.device(device),
-            precision,
-            compile,
-        )
+        return cls(generator, encoder, model_name(directory, meta), torch.device(device), precision, compile)
 
     @torch.inference_mode()
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
@@ -168,6 +161,14 @@ class ClassicalSwapper:
 
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
         return np.stack([poisson_paste(np.asarray(s), c, self._mask) for c, s in zip(crops, sources, strict=True)])
+
+
+def model_name(directory: str | Path, meta: dict) -> str:
+    """How outputs and reports name a model: a converted model by its source file (``meta.name``), a
+    training checkpoint (whose directory is just "generator") by preset and step, else by its directory."""
+    if meta.get("name"):
+        return str(meta["name"])
+    return f"{meta['preset']}@step{meta['step']}" if {"preset", "step"} <= set(meta) else Path(directory).name
 
 
 def _encoder_for(identity_dim: int) -> str:

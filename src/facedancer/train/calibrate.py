@@ -103,7 +103,7 @@ class GeneratorSwapper:
     """A facedancer generator checkpoint as the reference swapper (its identity encoder from its meta)."""
 
     def __init__(self, model_dir: Path) -> None:
-        from facedancer.identity import load_encoder
+        from facedancer.identity import load_model_encoder
         from facedancer.nn import Generator
         from facedancer.nn.pretrained import read_meta
 
@@ -111,7 +111,7 @@ class GeneratorSwapper:
         name = read_meta(model_dir).get("identity_encoder")
         if not name:
             raise InputError(f"{model_dir} does not say which identity encoder it was trained with")
-        self.encoder = load_encoder(name)
+        self.encoder = load_model_encoder(model_dir, name)
 
     @torch.no_grad()
     def __call__(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:

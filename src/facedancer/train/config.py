@@ -115,6 +115,9 @@ class TrainConfig:
     image_every: int = 1000
     val_every: int = 1000
     tensorboard: bool = True
+    #: a model directory to start from (``facedancer train --init``): G's weights, and D's from its
+    #: ``discriminator/`` when it has one; weights only, in a new run with fresh optimiser state
+    init: str | None = None
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "accumulate", "lr_decay_steps", "checkpoint_every", "keep_checkpoints")

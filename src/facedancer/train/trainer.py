@@ -26,7 +26,7 @@ import shutil
 import signal
 import threading
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,9 @@ from facedancer import assets
 from facedancer.atomic import atomic_path
 from facedancer.config import to_dict
 from facedancer.errors import ConfigError, TrainingError
-from facedancer.identity import load_encoder, prepare
+from facedancer.identity import load_encoder, load_model_encoder, prepare
 from facedancer.nn import Discriminator, Generator
-from facedancer.nn.pretrained import WEIGHTS_NAME
+from facedancer.nn.pretrained import WEIGHTS_NAME, Pretrained, read_meta
 from facedancer.presets import Preset
 from facedancer.train import checkpoint, distributed
 from facedancer.train.data import CropIndex, PairDataset, PairSampler, augment, seeded, validation_pairs
@@ -130,6 +130,43 @@ def write_config(preset: Preset, run_dir: Path) -> None:
         tmp.write_text(yaml.safe_dump(to_dict(preset), sort_keys=False), encoding="utf-8")
 
 
+def initialise(generator: Generator, discriminator: Discriminator, model_dir: Path, preset: Preset) -> dict[str, Any]:
+    """Load ``train.init``: G from ``model_dir``, D from its ``discriminator/`` (a converted model) or the
+    ``discriminator/`` beside it (a training checkpoint's ``generator/``), else D starts from scratch.
+
+    Weights only: the networks must be the preset's, and the identity encoder the model was made for.
+    Returns what the run's checkpoints record of where they started (and the weights' licence, which a
+    fine-tuned model inherits).
+    """
+    meta = read_meta(model_dir)
+    encoder = meta.get("identity_encoder")
+    if encoder and encoder != preset.identity.encoder:
+        raise ConfigError(f"--init {model_dir} was made for {encoder}, this preset uses {preset.identity.encoder}")
+    inside, beside = model_dir / "discriminator", model_dir.parent / "discriminator"
+    d_dir = inside if inside.is_dir() else beside if model_dir.name == "generator" and beside.is_dir() else None
+    pairs = [(generator, model_dir, preset.generator)] + (
+        [(discriminator, d_dir, preset.discriminator)] if d_dir else []
+    )
+    for net, directory, config in pairs:
+        cls, found = Pretrained.read_config(directory)
+        if cls is not type(net):
+            raise ConfigError(f"--init {directory} holds a {cls.__name__}, not a {type(net).__name__}")
+        differ = [
+            f.name
+            for f in fields(config)
+            if f.name != "keras_init" and getattr(found, f.name) != getattr(config, f.name)
+        ]
+        if differ:
+            raise ConfigError(
+                f"--init {directory}: its {cls.__name__} differs from the preset's in {', '.join(differ)} "
+                f"({', '.join(f'{k}={getattr(found, k)!r}' for k in differ)}); use a preset or --set that matches"
+            )
+        net.load_weights(cls.from_pretrained(directory).state_dict(), source=directory)
+    if d_dir is None:
+        warnings.warn(f"--init {model_dir} has no discriminator: D starts from random weights", stacklevel=2)
+    return {"init": str(model_dir), **({"licence": meta["licence"]} if "licence" in meta else {})}
+
+
 class Trainer:
     def __init__(
         self,
@@ -137,7 +174,10 @@ class Trainer:
         run_dir: Path,
         world: distributed.World | None = None,
         encoder: nn.Module | None = None,
+        resuming: bool = False,
     ) -> None:
+        """``resuming``: a checkpoint will be loaded, so ``train.init``'s weights are not (``load`` restores
+        what the checkpoints record of them)."""
         cfg = preset.train
         self.preset, self.cfg, self.run_dir = preset, cfg, run_dir
         self.world = world or distributed.World()
@@ -149,12 +189,20 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.generator = Generator(preset.generator).to(self.device, memory_format=fmt)
-        self.discriminator = Discriminator(preset.discriminator).to(self.device, memory_format=fmt)
+        self.generator = Generator(preset.generator)
+        self.discriminator = Discriminator(preset.discriminator)
+        self.init_meta: dict[str, Any] = {}
+        if cfg.init and not resuming:
+            self.init_meta = initialise(self.generator, self.discriminator, Path(cfg.init), preset)
+        self.generator.to(self.device, memory_format=fmt)
+        self.discriminator.to(self.device, memory_format=fmt)
         for model in (self.generator, self.discriminator):
             distributed.broadcast_parameters(model, self.world)
         self.g_forward = torch.compile(self.generator) if cfg.compile else self.generator
-        self.encoder = (encoder if encoder is not None else load_encoder(preset.identity.encoder)).to(self.device)
+        if encoder is None:
+            name = preset.identity.encoder
+            encoder = load_model_encoder(cfg.init, name) if cfg.init else load_encoder(name)
+        self.encoder = encoder.to(self.device)
         self._build_losses()
 
         adam = {"lr": cfg.lr, "betas": cfg.betas, "eps": cfg.eps}
@@ -449,6 +497,7 @@ class Trainer:
         path = None
         if self.world.main:
             meta = {"identity_encoder": self.preset.identity.encoder, "preset": self.preset.name, "step": self.step}
+            meta |= self.init_meta
             state = {
                 "step": self.step,
                 "position": self.position,
@@ -469,6 +518,7 @@ class Trainer:
         """Restore models, optimisers, schedules, scaler, RNG states and the data position."""
         for name, model in (("generator", self.generator), ("discriminator", self.discriminator)):
             model.load_weights(load_file(str(path / name / WEIGHTS_NAME), device=str(self.device)), path / name)
+        self.init_meta = {k: v for k, v in read_meta(path / "generator").items() if k in ("init", "licence")}
         state = checkpoint.load_state(path)
         if state["world_size"] != self.world.size:
             raise ConfigError(
@@ -565,7 +615,7 @@ def train(
             made = new_run_dir(preset.train.out_dir, preset.name) if world.main else None
             run_dir = Path(str(distributed.broadcast_object(str(made) if made else None, world)))
         try:
-            trainer = Trainer(preset, run_dir, world, encoder)
+            trainer = Trainer(preset, run_dir, world, encoder, resuming=resume is not None)
         except Exception:
             if resume is None and world.main:  # a config error leaves no empty run directory behind
                 shutil.rmtree(run_dir, ignore_errors=True)

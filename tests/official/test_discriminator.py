@@ -1,0 +1,23 @@
+"""The official discriminator read by structure: TensorFlow's logits within 1e-5 and its config from the file."""
+
+import numpy as np
+import pytest
+import torch
+
+from facedancer.errors import ConversionError
+from facedancer.official import load_keras_discriminator
+
+
+def test_matches_tensorflow(official_keras):
+    d = load_keras_discriminator(official_keras / "tiny_d.h5")
+    cfg = d.config
+    assert (cfg.image_size, cfg.base_channels, cfg.max_channels, cfg.widths) == (64, 4, 8, (8, 8, 8, 8))
+    data = np.load(official_keras / "tiny_d.npz")
+    with torch.no_grad():
+        logits = d(torch.from_numpy(data["x"]).permute(0, 3, 1, 2)).numpy()
+    assert np.abs(logits - data["y"][:, 0]).max() < 1e-5
+
+
+def test_a_generator_is_not_a_discriminator(official_keras):
+    with pytest.raises(ConversionError, match="is not a FaceDancer discriminator: it has 2 input"):
+        load_keras_discriminator(official_keras / "tiny_g_configC.h5")
