@@ -15,7 +15,9 @@ def test_missing_extra_is_one_line(run, monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     code, _, err = run("ui", "--port", "0")
     assert code == 2
-    assert err.strip() == "error: facedancer ui needs the ui extra (uvicorn missing): pip install 'facedancer-pytorch[ui]'"
+    assert err.strip() == (
+        "error: facedancer ui needs the ui extra (uvicorn missing): pip install 'facedancer-pytorch[ui]'"
+    )
 
 
 def test_port_in_use_is_one_line(run):
