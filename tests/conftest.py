@@ -96,3 +96,20 @@ def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "random-init"
     Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
     return path
+
+
+@pytest.fixture(scope="session")
+def small_clip(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve frames of a talking head (liveportrait/d0.mp4) at 192x192 px, 25 fps: a video that swaps in seconds."""
+    import cv2
+
+    from facedancer.io import VideoReader, VideoWriter
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    with (
+        VideoReader(shared / "data/videos/liveportrait/d0.mp4", max_frames=12) as reader,
+        VideoWriter(path, None, fps=reader.fps, preset="ultrafast") as writer,
+    ):
+        for frame in reader:
+            writer.write(cv2.resize(frame, (192, 192), interpolation=cv2.INTER_AREA))
+    return path

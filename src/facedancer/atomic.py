@@ -6,8 +6,9 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -100,3 +101,29 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def overwritten_input(
+    outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]
+) -> tuple[Path, Path] | None:
+    """(output, input) for the first output whose writing would replace an input file, or None.
+
+    Compares the files the paths reach, so ``./x``, ``a/../x``, a symlink in either direction and a hard link
+    all count as the same file; an output that does not exist yet replaces nothing.
+    """
+    files: dict[tuple[int, int], Path] = {}
+    for path in inputs:
+        if (reached := _file_id(path)) is not None:
+            files.setdefault(reached, Path(path))
+    for path in outputs:
+        if (reached := _file_id(path)) in files:
+            return Path(path), files[reached]
+    return None
+
+
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
