@@ -254,6 +254,7 @@ SWAP_CASES = [
     Case("folder-into-a-subfolder", _folder_into_a_subfolder, says="inside"),
     Case("folder-through-a-link", _folder_through_a_link, says="inside"),
     Case("folder-over-the-source", _folder_over_the_source, says="overwrite"),
+    Case("folder-into-a-file", lambda ws: ws.swap(t=ws.target("album/a.jpg").parent, o=ws.file("f.png", "x"))),
     # --- defect 2: numbers and devices ------------------------------------------------------------------
     Case("device-foo", lambda ws: ws.swap("--device", "foo"), says="--device"),
     Case("device-empty", lambda ws: ws.swap("--device", ""), says="--device"),

@@ -2,6 +2,7 @@
 
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -159,3 +160,19 @@ def test_folder_of_bmps_just_works_and_says_how_it_was_written(run, pair, tmp_pa
     code, _, err = run("swap", "-s", pair[0], "-t", src, "-o", tmp_path / "out", "--model", "classical")
     assert code == 0, err
     assert (tmp_path / "out" / "photo.png").is_file() and "written as .png" in err
+
+
+def test_our_own_animated_webp_swaps_again_with_every_frame(run, pair, small_clip, tmp_path):
+    """Defect 3: a swapped clip written as animated WebP, swapped again, keeps its 12 frames and their timing."""
+    from facedancer.io import VideoReader
+
+    first, second = tmp_path / "first.webp", tmp_path / "second.webp"
+    for target, out in ((small_clip, first), (first, second)):
+        code, _, err = run("swap", "-s", pair[0], "-t", target, "-o", out, "--model", "classical")
+        assert code == 0, err
+        assert "in 12 frames" in err
+    with VideoReader(second) as reader:
+        frames = list(reader)
+        stamps = [reader.pop_timestamp() * reader.time_base for _ in frames]
+    assert len(frames) == 12 and stamps == [Fraction(i, 25) for i in range(12)]  # the clip's 25 fps
+    assert read_label(second) is not None

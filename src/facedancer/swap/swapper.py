@@ -447,6 +447,8 @@ def check_outputs(target: Path, output: Path, inputs: Sequence[Path] = ()) -> li
     however its path is spelled (``./``, ``..``, a symlink or a hard link); for a folder target also an output
     folder inside it. Returns the folder plan (:func:`folder_plan`), or ``[(target, output)]`` for a file."""
     if target.is_dir():
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"cannot write into {output}: it is a file; a folder target needs an output folder")
         inside = output.resolve()
         if inside == target.resolve() or target.resolve() in inside.parents:
             raise OutputError(
