@@ -258,8 +258,8 @@ SWAP_CASES = [
     # --- defect 2: numbers and devices ------------------------------------------------------------------
     Case("device-foo", lambda ws: ws.swap("--device", "foo"), says="--device"),
     Case("device-empty", lambda ws: ws.swap("--device", ""), says="--device"),
-    Case("device-cuda", lambda ws: ws.swap("--device", "cuda"), says="--device"),
-    Case("device-cuda-99", lambda ws: ws.swap("--device", "cuda:99"), says="--device"),
+    Case("device-cuda-negative", lambda ws: ws.swap("--device", "cuda:-1"), says="--device"),
+    Case("device-cuda-99", lambda ws: ws.swap("--device", "cuda:99"), says="--device"),  # fails with a GPU too
     Case("device-cpu-index", lambda ws: ws.swap("--device", "cpu:x"), says="--device"),
     Case("device-mps", lambda ws: ws.swap("--device", "mps"), says="--device"),
     Case("batch-size-zero", lambda ws: ws.swap("--batch-size", "0"), says="--batch-size"),
@@ -455,7 +455,7 @@ EVAL_CASES = [
     Case("eval-samples-negative", lambda ws: _eval(ws, "--samples", "-5"), says="--samples"),
     Case("eval-batch-size-zero", lambda ws: _eval(ws, "--batch-size", "0"), says="--batch-size"),
     Case("eval-device-foo", lambda ws: _eval(ws, "--device", "foo"), says="--device"),
-    Case("eval-device-cuda", lambda ws: _eval(ws, "--device", "cuda"), says="--device"),
+    Case("eval-device-cuda-99", lambda ws: _eval(ws, "--device", "cuda:99"), says="--device"),  # fails with a GPU too
     Case("eval-seed-negative", lambda ws: _eval(ws, "--seed", "-1"), says="--seed"),
     Case("eval-gallery-negative", lambda ws: _eval(ws, "--gallery-per-identity", "-1"), says="--gallery"),
     Case(

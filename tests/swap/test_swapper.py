@@ -329,3 +329,18 @@ def test_outputs_never_overwrite_inputs(echo, lfw_pair, tmp_path, how):
         else:
             swapper.swap_folder(lfw_pair[0], tmp_path, tmp_path / "out")
     assert target.read_bytes() == lfw_pair[1].read_bytes()
+
+
+def test_devices_are_checked_before_any_work(monkeypatch):
+    """Defect 2: an unknown device, or a GPU index beyond the GPUs there are, is one ConfigError."""
+    from facedancer.errors import ConfigError
+    from facedancer.swap.swapper import resolve_device
+
+    for bad in ("foo", "", "cuda:-1", "meta", "mps"):
+        with pytest.raises(ConfigError, match="--device"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="there are 2 CUDA GPUs"):
+        resolve_device("cuda:2")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 import typer
 
@@ -44,7 +45,16 @@ def _say(message: str) -> None:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+    installed = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid())) if installed else None
+    try:
+        _run()
+    finally:  # callers that run main() in-process (tests, other tools) keep their own handler
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _run() -> None:
     try:
         code = command().main(args=eval.expand_compare(sys.argv[1:]), prog_name="facedancer", standalone_mode=False)
     except FacedancerError as e:
