@@ -258,3 +258,20 @@ def official_model_512(official_keras: Path, tmp_path_factory: pytest.TempPathFa
     generator = widen_identity(official_keras / "tiny_g_configC.h5", tmp / "tiny_g_configC_512.h5", 512)
     arcface = resize_arcface(official_keras / "tiny_arcface.h5", tmp / "tiny_arcface_512.h5", 512)
     return convert_official(generator, tmp / "model", arcface, official_keras / "tiny_d.h5")
+
+
+@pytest.fixture(scope="session")
+def small_clip(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Twelve frames of a talking head (liveportrait/d0.mp4) at 192x192 px, 25 fps: a video that swaps in seconds."""
+    import cv2
+
+    from facedancer.io import VideoReader, VideoWriter
+
+    path = tmp_path_factory.mktemp("clip") / "clip.mp4"
+    with (
+        VideoReader(shared / "data/videos/liveportrait/d0.mp4", max_frames=12) as reader,
+        VideoWriter(path, None, fps=reader.fps, preset="ultrafast") as writer,
+    ):
+        for frame in reader:
+            writer.write(cv2.resize(frame, (192, 192), interpolation=cv2.INTER_AREA))
+    return path

@@ -39,3 +39,15 @@ def test_atomic_dir_replaces_whole_or_not_at_all(tmp_path):
     with atomic_dir(target) as staging:
         (staging / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"] and [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_failure_removes_the_folders_it_made_and_names_a_file_in_the_way(tmp_path):
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "a" / "b" / "out.txt") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    for target in (tmp_path / "file" / "out.txt", tmp_path / "file" / "a" / "out.txt"):
+        with pytest.raises(NotADirectoryError, match="file is a file, not a folder"), atomic_path(target):
+            pass
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -28,8 +30,12 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     and ``target`` is left as it was.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=target.parent)
+    created = make_parents(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix, dir=target.parent)
+    except BaseException:
+        _remove_empty(created)
+        raise
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -37,8 +43,45 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         # mkstemp makes the file private (0600); give it the mode a plain open() would have
         os.chmod(tmp_path, _CREATE_MODE)
         os.replace(tmp_path, target)
-    finally:
+    except BaseException:
         tmp_path.unlink(missing_ok=True)
+        _remove_empty(created)  # a failed write leaves no trace, not even the folders made for it
+        raise
+
+
+def make_parents(target: Path) -> list[Path]:
+    """Create ``target``'s missing parent folders; returns those created, outermost first.
+
+    A parent that exists but is a file is named in the error (``mkdir`` would only say "File exists").
+    """
+    missing = []
+    for folder in (target.parent, *target.parent.parents):
+        if folder.is_dir():
+            break
+        if os.path.lexists(folder):
+            kind = "a file, not a folder" if folder.is_file() else "not a folder"
+            raise NotADirectoryError(errno.ENOTDIR, f"{folder} is {kind}", str(folder))
+        missing.append(folder)
+    created = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:  # made meanwhile by another process (parallel workers writing one tree)
+                if not folder.is_dir():
+                    raise
+                continue
+            created.append(folder)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -58,3 +101,29 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def overwritten_input(
+    outputs: Iterable[str | os.PathLike[str]], inputs: Iterable[str | os.PathLike[str]]
+) -> tuple[Path, Path] | None:
+    """(output, input) for the first output whose writing would replace an input file, or None.
+
+    Compares the files the paths reach, so ``./x``, ``a/../x``, a symlink in either direction and a hard link
+    all count as the same file; an output that does not exist yet replaces nothing.
+    """
+    files: dict[tuple[int, int], Path] = {}
+    for path in inputs:
+        if (reached := _file_id(path)) is not None:
+            files.setdefault(reached, Path(path))
+    for path in outputs:
+        if (reached := _file_id(path)) in files:
+            return Path(path), files[reached]
+    return None
+
+
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None

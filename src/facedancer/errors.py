@@ -40,3 +40,12 @@ class OutputError(FacedancerError):
 
 class TrainingError(FacedancerError):
     """A training run that cannot go on: a non-finite loss, or replicas that drifted apart."""
+
+
+class NothingSwappedError(FacedancerError):
+    """A swap that found no face to swap (none detected, or none selected): nothing is written (exit 1).
+
+    Writing the unchanged target would make a copy that carries a face-swap label but shows no swap.
+    """
+
+    exit_code = 1

@@ -11,11 +11,29 @@ from pathlib import Path
 import torch
 
 from facedancer.atomic import atomic_path
-from facedancer.errors import FacedancerError
+from facedancer.errors import ConfigError, FacedancerError, OutputError
+from facedancer.io.failures import reason
 from facedancer.nn import Generator
 
 INPUT_NAMES = ("target", "identity")
 OUTPUT_NAME = "swap"
+#: the exporter writes opset 18 and converts upwards; below 18 it may silently keep 18
+MIN_OPSET = 18
+
+
+def check_target(path: str | Path, opset: int) -> None:
+    """Refuse an output or an opset that the export could not honour, before a model is loaded."""
+    try:
+        from onnx.defs import onnx_opset_version
+    except ImportError:
+        raise FacedancerError("ONNX export needs the 'export' extra: pip install 'facedancer[export]'") from None
+    path = Path(path)
+    if not MIN_OPSET <= opset <= onnx_opset_version():
+        raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {onnx_opset_version()}")
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a folder")
+    if path.suffix.lower() != ".onnx":
+        raise OutputError(f"cannot write {path}: an ONNX model's file name ends in .onnx")
 
 
 def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path:
@@ -30,6 +48,7 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
         raise FacedancerError(
             "ONNX export needs the 'export' extra: pip install 'facedancer-pytorch[export]'"
         ) from None
+    check_target(path, opset)
     cfg = generator.config
     generator = generator.eval()
     x = torch.zeros(2, 3, cfg.image_size, cfg.image_size)
@@ -52,6 +71,8 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
                 opset_version=opset,
                 external_data=False,
             )
+    except OSError as e:
+        raise OutputError(f"cannot write {path}: {reason(e)}") from None
     finally:
         onnx_log.setLevel(level)
     return path

@@ -76,9 +76,13 @@ def list_presets() -> list[str]:
 def preset_path(name_or_path: str | Path) -> Path:
     """A preset name (``facedancer``) or a path to a YAML file."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
+    if str(name_or_path) and (path.suffix in (".yaml", ".yml") or path.exists()):
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder, not a preset file (nor a model directory: no config.json)")
+        if not path.exists():
             raise ConfigError(f"config file not found: {path}")
+        if not path.is_file():
+            raise ConfigError(f"{path} is not a regular file (a pipe or a device)")
         return path
     candidate = preset_dir() / f"{name_or_path}.yaml"
     if not candidate.is_file():

@@ -16,3 +16,13 @@ def test_inspect_exit_codes(cli, lfw, tmp_path):
     (tmp_path / "notes.mp4").write_text("not media")
     bad = cli("inspect", tmp_path / "notes.mp4")
     assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and "Traceback" not in bad.stderr
+
+
+def test_inspect_explains_each_swap_term(run, tmp_path):
+    from facedancer.io.provenance import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    for term, says in ((COMPOSITE_SYNTHETIC, "no trained model"), (COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA, "AI")):
+        path = write_image(tmp_path / "x.png", rgb, ProvenanceLabel(model="m", source_type=term))
+        code, out, _ = run("inspect", path)
+        assert code == 0 and term in out and says in out

@@ -2,6 +2,7 @@
 
 import struct
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_classical_swap_writes_a_labelled_image(run, pair, tmp_path):
     assert read_image(tmp_path / "out.png").shape == read_image(pair[1]).shape
     assert "classical" in str(read_label(tmp_path / "out.png"))
     code, out, _ = run("inspect", tmp_path / "out.png")
-    assert code == 0 and "trainedAlgorithmicMedia" in out
+    assert code == 0 and "compositeSynthetic" in out
 
 
 def test_retinaface_detector_swaps(run, pair, shared, tmp_path):
@@ -139,3 +140,39 @@ def test_selection_arguments(run, pair, tmp_path):
 def test_default_model_missing_is_explained(run, pair, tmp_path):
     code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "o.png")
     assert code == 2 and "--model classical" in _one_line(err)
+
+
+def test_help_shows_flags_as_flags_and_h_is_help(run):
+    code, out, _ = run("swap", "-h")
+    assert code == 0 and "--no-label" in out and "--max-frames" in out
+    assert "<bool>" not in out and "<list[" not in out and "<str>" not in out
+    for command in (["inspect"], ["describe"], ["eval", "folders"], ["models", "list"], []):
+        code, out, _ = run(*command, "-h")
+        assert code == 0 and "Usage: facedancer" in out and "<bool>" not in out
+
+
+def test_folder_of_bmps_just_works_and_says_how_it_was_written(run, pair, tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.open(pair[1]).save(src / "photo.bmp")
+    code, _, err = run("swap", "-s", pair[0], "-t", src, "-o", tmp_path / "out", "--model", "classical")
+    assert code == 0, err
+    assert (tmp_path / "out" / "photo.png").is_file() and "written as .png" in err
+
+
+def test_our_own_animated_webp_swaps_again_with_every_frame(run, pair, small_clip, tmp_path):
+    """Defect 3: a swapped clip written as animated WebP, swapped again, keeps its 12 frames and their timing."""
+    from facedancer.io import VideoReader
+
+    first, second = tmp_path / "first.webp", tmp_path / "second.webp"
+    for target, out in ((small_clip, first), (first, second)):
+        code, _, err = run("swap", "-s", pair[0], "-t", target, "-o", out, "--model", "classical")
+        assert code == 0, err
+        assert "in 12 frames" in err
+    with VideoReader(second) as reader:
+        frames = list(reader)
+        stamps = [reader.pop_timestamp() * reader.time_base for _ in frames]
+    assert len(frames) == 12 and stamps == [Fraction(i, 25) for i in range(12)]  # the clip's 25 fps
+    assert read_label(second) is not None

@@ -60,3 +60,20 @@ def test_label_survives_every_image_format(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (32, 48, 3), dtype=np.uint8)
     for suffix in (".png", ".jpg", ".webp"):
         assert read_label(write_image(tmp_path / f"x{suffix}", rgb, TRICKY)) == TRICKY
+
+
+@pytest.mark.parametrize("name", ["notes.jpg", "notes.png", "notes.webp", "notes.gif", "notes.mp4", "notes.avi"])
+def test_a_text_file_with_a_media_name_is_unreadable_not_unlabelled(tmp_path, name):
+    """Defect 7: text renamed .jpg was "not labelled" (FFmpeg opened it as a JPEG sequence); it cannot be read."""
+    path = tmp_path / name
+    path.write_text("just some text\nover two lines\n")
+    with pytest.raises(InputError, match="cannot read"):
+        read_label(path)
+
+
+@pytest.mark.parametrize("term", ["compositeWithTrainedAlgorithmicMedia", "compositeSynthetic"])
+def test_composite_terms_round_trip_with_a_sentence_that_fits_them(term):
+    label = ProvenanceLabel(model="m", source_type=IPTC + term)
+    assert ProvenanceLabel.from_text(label.text) == label
+    assert ProvenanceLabel.from_xmp(label.xmp()) == label
+    assert ("made by AI" in label.text) == ("Trained" in term)

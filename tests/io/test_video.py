@@ -185,7 +185,7 @@ def test_truncated_video_fails_midway_and_leaves_no_output(videos, tmp_path, con
     with pytest.raises(InputError) as e:
         transcode(cut, out, LABEL, **FAST)
     assert "truncated" in one_line(e)
-    assert list(out.parent.iterdir()) == []
+    assert not out.parent.exists()  # not even the folder made for it
     with pytest.warns(UserWarning, match="truncated"):
         kept = _transcode_allowing_truncation(cut, out)
     assert 80 < kept < 200 and decoded(out)[0] == kept
@@ -225,3 +225,49 @@ def test_odd_sizes_and_the_encoder_fallback(videos, tmp_path, monkeypatch):
     with av.open(str(tmp_path / "mpeg4.mp4")) as c:
         assert c.streams.video[0].codec_context.name == "mpeg4"
     assert decoded(tmp_path / "mpeg4.mp4")[0] == N and read_label(tmp_path / "mpeg4.mp4") == LABEL
+
+
+# --- issue 15, defect 3: animations keep every frame and its timing ----------------------------------------
+
+
+def _durations(path):
+    with Image.open(path) as im:
+        out = []
+        for i in range(getattr(im, "n_frames", 1)):
+            im.seek(i)
+            im.load()
+            out.append(im.info.get("duration"))
+        return out
+
+
+def _animation(path, durations, size=(48, 40)):
+    frames = [Image.new("RGB", size, (20 * i % 256, 128, 255 - 20 * i % 256)) for i in range(len(durations))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(durations), loop=0)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png"])
+def test_animated_images_are_read_as_videos_with_their_timing(tmp_path, suffix):
+    from facedancer.io import media_kind
+
+    durations = [100, 200, 50, 100, 300]
+    path = _animation(tmp_path / f"anim{suffix}", durations)
+    assert media_kind(path) == "video"
+    with VideoReader(path) as reader:
+        frames = list(reader)
+        stamps = [reader.pop_timestamp() for _ in frames]
+    assert len(frames) == len(durations) and frames[0].shape == (40, 48, 3)
+    assert [float(t * reader.time_base) for t in stamps] == [0.0, 0.1, 0.3, 0.35, 0.45]
+    assert reader.info.frames == len(durations)
+    assert media_kind(_animation(tmp_path / f"still{suffix}", [100])) == "image"
+
+
+def test_our_own_animated_webp_round_trips_frames_and_timing(videos, tmp_path):
+    """30 frames at 10 fps written as animated WebP, read back and written again: 30 frames, 100 ms each."""
+    first = tmp_path / "first.webp"
+    assert transcode(videos / "liveportrait/d18.mp4", first, LABEL, max_frames=30) == 30
+    second = tmp_path / "second.webp"
+    assert transcode(first, second, LABEL) == 30
+    assert _durations(first) == _durations(second) and len(_durations(second)) == 30
+    assert sum(_durations(second)) == pytest.approx(1000, abs=30)  # 30 frames of the 30 fps clip
+    assert read_label(second) is not None

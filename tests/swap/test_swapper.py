@@ -1,6 +1,9 @@
+import shutil
+
 import av
 import numpy as np
 import pytest
+import torch
 
 from facedancer.errors import NoFaceError
 from facedancer.faces import BlendConfig, YuNetDetector, face_mask, transform_points
@@ -190,3 +193,167 @@ def test_folder_finishes_good_files_and_reports_bad_ones(paint, lfw_pair, tmp_pa
     assert sorted(p.name for p, _ in result.failed) == ["broken.jpg", "notes.txt"]
     assert not (tmp_path / "out" / "broken.jpg").exists()
     assert all(read_label(p) is not None for p in result.written)
+
+
+# --- issue 15: reliability ---------------------------------------------------------------------------------
+
+
+class _StubDetector:
+    """Returns fixed detections (of the frame it was made for): faces placed exactly where a test wants them."""
+
+    def __init__(self, found) -> None:
+        self.found = found
+
+    def detect(self, image):
+        return self.found
+
+
+def test_colour_matching_of_a_later_face_reads_its_own_target_crop(lfw_pair):
+    """Defect 12: the second face's colour statistics come from the original frame, not from pixels pasted for
+    the first face (here two overlapping faces; the first is painted black)."""
+    from facedancer.faces import Detections
+
+    frame = read_image(lfw_pair[1])
+    face = YuNetDetector().detect(frame).select([0])
+    shift = np.array([0.35 * (face.boxes[0, 2] - face.boxes[0, 0]), 0], np.float32)
+    two = Detections(
+        np.concatenate([face.boxes, face.boxes + np.tile(shift, 2)]),
+        np.concatenate([face.scores, face.scores]),
+        np.concatenate([face.landmarks, face.landmarks + shift]),
+    )
+
+    class BlackThenInverted:  # the first face of a batch black, the others their crop inverted
+        name, crop_size, device = "test", 256, torch.device("cpu")
+
+        def source(self, image, landmarks):
+            return 0
+
+        def swap(self, crops, sources):
+            out = 255 - crops
+            if len(crops) == 2:
+                out[0] = 0
+            return out
+
+    both = FaceSwapper(BlackThenInverted(), _StubDetector(two), batch_size=8).swap_image(frame, frame)
+    alone = FaceSwapper(BlackThenInverted(), _StubDetector(two.select([1])), batch_size=8).swap_image(frame, frame)
+    second = _alpha(frame, two.landmarks[1]) > 0.999  # pixels that are the second face's alone
+    assert second.sum() > 2000
+    diff = np.abs(both[second].astype(int) - alone[second]).max()
+    assert diff == 0, f"the second face changed by up to {diff} levels because of the first"
+
+
+def test_video_selection_by_size_is_decided_per_track(paint, lfw_pair, tmp_path):
+    """Defect 11: with --faces largest, the face chosen when it appears stays chosen while its track lasts, even
+    when the other face grows larger (two people side by side, sizes crossing halfway)."""
+    import cv2
+
+    from facedancer.io import VideoWriter
+
+    faces = [read_image(p) for p in lfw_pair]
+    clip = tmp_path / "crossing.mp4"
+    n = 12
+    with VideoWriter(clip, None, fps=10) as writer:
+        for i in range(n):
+            canvas = np.full((320, 640, 3), 200, np.uint8)
+            for k, (face, x0) in enumerate(zip(faces, (20, 340), strict=True)):
+                size = round(300 - 60 * i / (n - 1)) if k == 0 else round(240 + 60 * i / (n - 1))
+                canvas[10 : 10 + size, x0 : x0 + size] = cv2.resize(face, (size, size))
+            writer.write(canvas)
+    out = tmp_path / "out.mp4"
+    FaceSwapper(paint, blend=NO_COLOUR).swap_video(lfw_pair[0], clip, out, Selection("largest"))
+    with VideoReader(out) as reader:
+        red = [(f[..., 0] > 200) & (f[..., 1] < 80) & (f[..., 2] < 80) for f in reader]
+    painted = [tuple(bool(half.sum() > 1000) for half in np.split(r, 2, axis=1)) for r in red]
+    # the left face was the larger one when both appeared: it alone is swapped in every frame
+    assert painted == [(True, False)] * n
+
+
+def test_nothing_swapped_writes_nothing_and_says_why(echo, lfw_pair, tmp_path, small_clip):
+    """Defect 6: an output in which no face was swapped is not written (it would be an unchanged copy
+    labelled as a face swap); the error says how many faces there were."""
+    from facedancer.errors import NothingSwappedError
+
+    wall = tmp_path / "wall.png"
+    write_image(wall, np.full((240, 320, 3), 90, np.uint8), None)
+    swapper = FaceSwapper(echo)
+    with pytest.raises(NothingSwappedError, match="no face found"):
+        swapper.swap_file(lfw_pair[0], wall, tmp_path / "out.png")
+    with pytest.raises(NothingSwappedError, match="has 1 face"):
+        swapper.swap_file(lfw_pair[0], lfw_pair[1], tmp_path / "out.png", Selection("index", index=2))
+    with pytest.raises(NothingSwappedError, match="at most 1 face"):
+        swapper.swap_file(lfw_pair[0], small_clip, tmp_path / "out.mp4", Selection("index", index=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]
+
+
+def test_labels_name_the_iptc_term_of_each_swapper(random_model, lfw_pair, tmp_path):
+    """Defect 6: a generator's face in a real photo is compositeWithTrainedAlgorithmicMedia; the classical swap
+    (a warp and Poisson blend of real pixels, no trained model) is compositeSynthetic."""
+    iptc = "http://cv.iptc.org/newscodes/digitalsourcetype/"
+    for model, term in ((random_model, "compositeWithTrainedAlgorithmicMedia"), ("classical", "compositeSynthetic")):
+        out = tmp_path / f"{term}.png"
+        FaceSwapper.from_pretrained(model).swap_file(lfw_pair[0], lfw_pair[1], out)
+        label = read_label(out)
+        assert label is not None and label.source_type == iptc + term
+    assert "made by AI" not in read_label(tmp_path / "compositeSynthetic.png").text
+
+
+def test_folder_of_unwritable_suffixes_is_written_as_png_and_mp4(paint, lfw_pair, small_clip, tmp_path):
+    """Defect 9: BMP, TIFF and AVI inputs are written as PNG and MP4 beside the others, and the report says so;
+    a name that would collide keeps its old suffix before the new one."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    photo = Image.open(lfw_pair[1])
+    photo.save(src / "a.bmp")
+    photo.save(src / "b.tif")
+    photo.save(src / "c.png")
+    photo.save(src / "c.tiff")
+    shutil.copy(small_clip, src / "clip.m4v")
+    result = FaceSwapper(paint, blend=NO_COLOUR).swap_folder(lfw_pair[0], src, tmp_path / "out")
+    assert result.failed == []
+    names = sorted(p.name for p in result.written)
+    assert names == ["a.png", "b.png", "c.png", "c.tiff.png", "clip.mp4"]
+    assert sorted((p.name, q.name) for p, q in result.renamed) == [
+        ("a.bmp", "a.png"),
+        ("b.tif", "b.png"),
+        ("c.tiff", "c.tiff.png"),
+        ("clip.m4v", "clip.mp4"),
+    ]
+    assert all(read_label(p) is not None for p in result.written)
+
+
+@pytest.mark.parametrize("how", ["same", "dotted", "symlink", "folder-inside"])
+def test_outputs_never_overwrite_inputs(echo, lfw_pair, tmp_path, how):
+    """Defect 1 (library side): the swap API refuses an output that is one of its inputs, however spelled."""
+    from facedancer.errors import OutputError
+
+    target = tmp_path / "t.jpg"
+    target.write_bytes(lfw_pair[1].read_bytes())
+    swapper = FaceSwapper(echo)
+    with pytest.raises(OutputError, match="overwrite|inside"):
+        if how == "same":
+            swapper.swap_file(lfw_pair[0], target, target)
+        elif how == "dotted":
+            swapper.swap_file(lfw_pair[0], target, tmp_path / "." / "t.jpg")
+        elif how == "symlink":
+            (tmp_path / "l.jpg").symlink_to(target)
+            swapper.swap_file(lfw_pair[0], tmp_path / "l.jpg", target)
+        else:
+            swapper.swap_folder(lfw_pair[0], tmp_path, tmp_path / "out")
+    assert target.read_bytes() == lfw_pair[1].read_bytes()
+
+
+def test_devices_are_checked_before_any_work(monkeypatch):
+    """Defect 2: an unknown device, or a GPU index beyond the GPUs there are, is one ConfigError."""
+    from facedancer.errors import ConfigError
+    from facedancer.swap.swapper import resolve_device
+
+    for bad in ("foo", "", "cuda:-1", "meta", "mps"):
+        with pytest.raises(ConfigError, match="--device"):
+            resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(ConfigError, match="there are 2 CUDA GPUs"):
+        resolve_device("cuda:2")

@@ -82,8 +82,10 @@ def expand_compare(argv: list[str]) -> list[str]:
 def _read_identities(path: Path) -> tuple[str, ...]:
     try:
         names = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read --identities {path}: {e}") from None
+    except OSError as e:
+        raise InputError(f"cannot read --identities {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"cannot read --identities {path}: not UTF-8 text") from None
     if not names:
         raise InputError(f"--identities {path} lists no identities")
     return names
@@ -152,7 +154,7 @@ def _protocol_command(protocol: str):
             str(sources) if sources else None,
             samples,
             seed,
-            frames_per_video or DEFAULT_FRAMES_PER_VIDEO,
+            DEFAULT_FRAMES_PER_VIDEO if frames_per_video is None else frames_per_video,
             gallery_per_identity,
             _read_identities(identities) if identities else None,
         )

@@ -75,9 +75,14 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset")] = 18,
 ) -> None:
     """Export a generator to ONNX with a dynamic batch axis."""
-    from facedancer.export import export_onnx
+    from facedancer.atomic import overwritten_input
+    from facedancer.errors import OutputError
+    from facedancer.export import check_target, export_onnx
     from facedancer.nn import Generator
 
+    if clash := overwritten_input([output], checkpoint.iterdir() if checkpoint.is_dir() else [checkpoint]):
+        raise OutputError(f"cannot write {output}: it would overwrite the input {clash[1]}")
+    check_target(output, opset)
     generator = Generator.from_pretrained(checkpoint)
     export_onnx(generator, output, opset=opset)
     console.print(f"wrote {output}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -70,15 +72,22 @@ def swap(
     no_label: Annotated[
         bool,
         typer.Option(
-            "--no-label", help="do NOT mark outputs as synthetic (IPTC trainedAlgorithmicMedia); only with good reason"
+            "--no-label", help="do NOT label outputs as synthetic media (IPTC source type); only with good reason"
         ),
     ] = False,
 ) -> None:
     """Swap the source face onto faces in TARGET and write OUT (labelled as synthetic media)."""
     from facedancer.faces import BlendConfig
+    from facedancer.io import media_kind
     from facedancer.swap import FaceSwapper, Selection
+    from facedancer.swap.swapper import check_outputs, resolve_device
 
     sources, mode, index, references = _selection_args(faces, pair or [], source or [])
+    _check_numbers(threshold, batch_size, max_frames)
+    if max_frames is not None and not target.is_dir() and media_kind(target) == "image":
+        raise ConfigError(f"--max-frames applies to videos; {target} is a photo")
+    check_outputs(target, output, [*sources, *references])  # before any work: never overwrite an input
+    resolve_device(device)
     swapper = FaceSwapper.from_pretrained(
         model,
         device=device,
@@ -92,8 +101,13 @@ def swap(
     selection = Selection(mode=mode, index=index, references=refs, threshold=threshold)
     prepared = [swapper.source(s) for s in sources]
     if target.is_dir():
-        result = swapper.swap_folder(prepared, target, output, selection, label=not no_label, progress=True)
-        console.print(f"wrote {len(result.written)} files under {output}", soft_wrap=True)
+        result = swapper.swap_folder(
+            prepared, target, output, selection, label=not no_label, progress=True, max_frames=max_frames
+        )
+        console.print(f"wrote {len(result.written)} files under {output}", highlight=False, soft_wrap=True)
+        renamed = Counter((p.suffix.lower(), q.suffix) for p, q in result.renamed)
+        for (old, new), n in sorted(renamed.items()):
+            console.print(f"{_count(n, old + ' file')} written as {new} ({old} cannot be written)", highlight=False)
         for path, why in result.failed:
             console.print(f"skipped {path}: {why}", highlight=False, markup=False, soft_wrap=True)
         if result.failed:
@@ -107,6 +121,15 @@ def swap(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _check_numbers(threshold: float, batch_size: int | None, max_frames: int | None) -> None:
+    if not (math.isfinite(threshold) and -1 <= threshold <= 1):
+        raise ConfigError(f"--threshold {threshold}: a cosine similarity, from -1 to 1")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size}: must be at least 1")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames {max_frames}: must be at least 1")
 
 
 def _count(n: int, noun: str) -> str:

@@ -78,6 +78,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         if self.samples is not None and self.samples < 1:
             raise ConfigError(f"--samples must be at least 1, got {self.samples}")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be 0 or more, got {self.seed}")
         if self.frames_per_video < 1:
             raise ConfigError(f"--frames-per-video must be at least 1, got {self.frames_per_video}")
         if self.gallery_per_identity < 1:

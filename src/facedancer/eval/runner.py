@@ -21,6 +21,7 @@ import json
 import platform
 import sys
 import time
+import zipfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from facedancer.eval.pose import PoseEstimator, load_estimator
 from facedancer.eval.protocols import Media, Plan
 from facedancer.eval.tddfa import TDDFA, angles_from_rotation, expression_coefficients, rotation_from_params
 from facedancer.faces import BlendConfig, Detections, FaceDetector, alignment_matrix, warp
+from facedancer.io.failures import reason
 
 Metric = Literal["id", "pose", "expression", "fid"]
 METRICS: tuple[str, ...] = ("id", "pose", "expression", "fid")
@@ -223,13 +225,15 @@ class Partial:
 
     @classmethod
     def load(cls, path: str | Path) -> Partial:
+        if Path(path).is_file() and not zipfile.is_zipfile(path):  # numpy would suggest unpickling it
+            raise InputError(f"{path} is not a facedancer eval part (not an .npz archive)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
                 arrays = {k[2:]: z[k] for k in z.files if k.startswith("m.")}
                 samples, gallery = z["samples"], z["gallery"]
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
-            raise InputError(f"{path} is not a facedancer eval part: {e}") from None
+            raise InputError(f"{path} is not a facedancer eval part: {reason(e)}") from None
         if meta.get("format") != PART_FORMAT:
             raise InputError(f"{path}: eval part format {meta.get('format')!r}, expected {PART_FORMAT}")
         return cls(

@@ -76,15 +76,18 @@ def blend_face(
     landmarks: np.ndarray,
     config: BlendConfig | None = None,
     inplace: bool = False,
+    target: np.ndarray | None = None,
 ) -> np.ndarray:
     """Composite one generated crop into ``frame``: the swapper's last step for each face.
 
     ``landmarks`` are the face's five points in frame coordinates (the ones ``matrix`` was fitted to);
-    ``inplace`` as in :func:`paste_back`.
+    ``inplace`` as in :func:`paste_back`. ``target`` is the face's aligned crop of the original frame, which
+    the colour is matched to; give it whenever ``frame`` may already hold other pasted faces (without it the
+    crop is cut from ``frame`` as it is now).
     """
     config = config or BlendConfig()
     size = generated.shape[0]
     mask = face_mask(config.mask, size, transform_points(landmarks, matrix))
     if config.colour:
-        generated = match_colour(generated, warp(frame, matrix, size), mask)
+        generated = match_colour(generated, warp(frame, matrix, size) if target is None else target, mask)
     return paste_back(frame, generated, matrix, mask, poisson=config.poisson, inplace=inplace)

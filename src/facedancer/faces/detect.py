@@ -15,6 +15,14 @@ import numpy as np
 
 from facedancer import assets
 
+#: an image (after any downscale for detection) whose shorter side is below this cannot hold a face worth
+#: swapping: it has no face, always, whatever a detector's output on a few pixels would be
+MIN_IMAGE_SIDE = 16
+#: YuNet's input is padded (black, bottom and right, as OpenCV pads to a multiple of 32) to at least this on
+#: each side: at 32 px its stride-32 feature maps are one pixel wide, and OpenCV's DNN then reads memory it
+#: never wrote (a 3x3 depthwise convolution of a 1-pixel map), so one image gave a face or none by chance
+YUNET_MIN_INPUT = 64
+
 
 @dataclass
 class Detections:
@@ -48,6 +56,10 @@ class FaceDetector(Protocol):
         ...
 
 
+def too_small(height: int, width: int) -> bool:
+    return min(height, width) < MIN_IMAGE_SIDE
+
+
 def downscale_factor(height: int, width: int, max_side: int) -> float:
     """How much to shrink a frame before detection (1.0 = not at all).
 
@@ -73,15 +85,21 @@ class YuNetDetector:
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         if factor < 1.0:
             bgr = cv2.resize(bgr, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
-        self._net.setInputSize((bgr.shape[1], bgr.shape[0]))
-        _, rows = self._net.detect(bgr)
+        bh, bw = bgr.shape[:2]
+        if too_small(bh, bw):
+            return Detections.empty()
+        padded = cv2.copyMakeBorder(
+            bgr, 0, max(0, YUNET_MIN_INPUT - bh), 0, max(0, YUNET_MIN_INPUT - bw), cv2.BORDER_CONSTANT, value=0
+        )
+        self._net.setInputSize((padded.shape[1], padded.shape[0]))
+        _, rows = self._net.detect(padded)
         if rows is None or len(rows) == 0:
             return Detections.empty()
         rows = rows.astype(np.float32)
         boxes = np.concatenate([rows[:, 0:2], rows[:, 0:2] + rows[:, 2:4]], axis=1)
         found = Detections(boxes, rows[:, 14].copy(), rows[:, 4:14].reshape(-1, 5, 2).copy())
         # report coordinates in the caller's frame, whatever the internal downscale was
-        sx, sy = w / bgr.shape[1], h / bgr.shape[0]
+        sx, sy = w / bw, h / bh
         found.boxes *= np.array([sx, sy, sx, sy], np.float32)
         found.landmarks *= np.array([sx, sy], np.float32)
         return found.sorted()

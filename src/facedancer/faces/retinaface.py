@@ -21,7 +21,7 @@ from torch import nn
 
 from facedancer import assets
 from facedancer.errors import CheckpointError
-from facedancer.faces.detect import Detections, downscale_factor
+from facedancer.faces.detect import Detections, downscale_factor, too_small
 
 Backbone = Literal["mobilenet0.25", "resnet50"]
 
@@ -303,6 +303,8 @@ class RetinaFaceDetector:
                 image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA
             )
         sh, sw = image.shape[:2]
+        if too_small(sh, sw):
+            return Detections.empty()
         x = image[..., ::-1].astype(np.float32) - _MEAN_BGR
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None].to(self.device)
         boxes, scores, points = (t[0].float().cpu().numpy() for t in self.model(x))

@@ -156,6 +156,11 @@ class FaceTracker:
                 self._start(detections, di)
         return [self._report(t) for t in sorted(self._tracks, key=lambda t: t.track_id) if self._shown(t)]
 
+    @property
+    def track_ids(self) -> set[int]:
+        """Ids of every track still kept, shown or not (a face missed for a few frames keeps its id)."""
+        return {t.track_id for t in self._tracks}
+
     def _start(self, det: Detections, i: int) -> None:
         points = det.landmarks[i].astype(np.float64)
         track = _Track(

@@ -8,10 +8,18 @@ from facedancer.io.formats import (
     media_kind,
 )
 from facedancer.io.image import DEFAULT_MAX_PIXELS, read_image, write_image
-from facedancer.io.provenance import TRAINED_ALGORITHMIC_MEDIA, ProvenanceLabel, read_label
+from facedancer.io.provenance import (
+    COMPOSITE_SYNTHETIC,
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
+    TRAINED_ALGORITHMIC_MEDIA,
+    ProvenanceLabel,
+    read_label,
+)
 from facedancer.io.video import VideoInfo, VideoReader, VideoWriter, transcode
 
 __all__ = [
+    "COMPOSITE_SYNTHETIC",
+    "COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_OUTPUT_SUFFIXES",
     "IMAGE_SUFFIXES",

@@ -13,7 +13,15 @@ def reason(error: BaseException) -> str:
     return " ".join(str(text).split())
 
 
-def require_nonempty(path: Path, kind: str) -> None:
-    """Say "empty file" for a zero-byte input, which libraries report as an unknown format."""
+def require_file(path: Path, kind: str) -> None:
+    """Refuse, by name, what decoders would misreport or hang on: a folder, a pipe or device (reading one blocks
+    until someone writes to it), and a zero-byte file (which libraries call an unknown format).
+
+    A missing path is left to the reader, whose "No such file or directory" already says it.
+    """
+    if path.is_dir():
+        raise InputError(f"cannot read {kind} {path}: it is a folder")
+    if path.exists() and not path.is_file():
+        raise InputError(f"cannot read {kind} {path}: not a regular file (a pipe, socket or device)")
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(f"cannot read {kind} {path}: the file is empty")

@@ -24,7 +24,7 @@ from PIL import (
 
 from facedancer.atomic import atomic_path
 from facedancer.errors import InputError, OutputError
-from facedancer.io.failures import reason, require_nonempty
+from facedancer.io.failures import reason, require_file
 from facedancer.io.provenance import ProvenanceLabel
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -43,7 +43,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     flattened onto white. Pillow's own bomb limit (about 179 MP) also applies above ``max_pixels``.
     """
     path = Path(path)
-    require_nonempty(path, "image")
+    require_file(path, "image")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides below
@@ -64,12 +64,13 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
                 f"{max_pixels / 1e6:g} MP limit (a possible decompression bomb)"
             )
         try:
-            return _to_rgb(ImageOps.exif_transpose(image))
+            return to_rgb(ImageOps.exif_transpose(image))
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise InputError(f"cannot read image {path}: truncated or corrupt ({reason(e)})") from None
 
 
-def _to_rgb(image: Image.Image) -> np.ndarray:
+def to_rgb(image: Image.Image) -> np.ndarray:
+    """A Pillow image of any mode as RGB uint8 (H, W, 3): 16-bit scaled, alpha flattened onto white."""
     if image.mode in _SIXTEEN_BIT_MODES:
         # Pillow's I;16 -> L conversion clips at 255 instead of scaling
         gray = np.round(np.clip(np.asarray(image, dtype=np.float32), 0, 65535) / 257).astype(np.uint8)

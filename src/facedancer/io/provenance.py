@@ -1,10 +1,14 @@
 """Label every output as synthetic, in the metadata each format's own tools read.
 
-Images carry an XMP packet with the IPTC digital source type ``trainedAlgorithmicMedia`` (the
-term C2PA, Google and Meta read) and a sentence naming facedancer and the model; MP4/MOV/MKV/WebM
-carry the same sentence as the ``comment`` tag and the IPTC term under ``digital_source_type``; GIF
-carries the sentence in a comment extension. The sentence is both for people and machine-readable,
-so one parser reads the label back from every format.
+Images carry an XMP packet with the IPTC digital source type of the output (the term C2PA, Google and Meta
+read) and a sentence naming facedancer and the model; MP4/MOV/MKV/WebM carry the same sentence as the
+``comment`` tag and the IPTC term under ``digital_source_type``; GIF carries the sentence in a comment
+extension. The sentence is both for people and machine-readable, so one parser reads the label back from
+every format.
+
+A face swap is a composite: a real photo or video with a made face pasted in. A trained generator's face
+makes it ``compositeWithTrainedAlgorithmicMedia``; the classical swap (the source's own pixels warped and
+Poisson-blended, no trained model) makes it ``compositeSynthetic``. The sentence says which.
 """
 
 from __future__ import annotations
@@ -25,20 +29,25 @@ from PIL import Image, UnidentifiedImageError, WebPImagePlugin
 
 from facedancer import __version__
 from facedancer.errors import InputError
-from facedancer.io.failures import reason
+from facedancer.io.failures import reason, require_file
+from facedancer.io.formats import STILL_IMAGE_DEMUXERS
 
 IPTC_DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 TRAINED_ALGORITHMIC_MEDIA = IPTC_DIGITAL_SOURCE_TYPE + "trainedAlgorithmicMedia"
-# the IPTC terms that mean "made or changed by a generative model"
-SYNTHETIC_SOURCE_TYPES = frozenset(
-    IPTC_DIGITAL_SOURCE_TYPE + term
-    for term in (
-        "trainedAlgorithmicMedia",
-        "compositeWithTrainedAlgorithmicMedia",
-        "algorithmicMedia",
-        "compositeSynthetic",
-    )
-)
+COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA = IPTC_DIGITAL_SOURCE_TYPE + "compositeWithTrainedAlgorithmicMedia"
+ALGORITHMIC_MEDIA = IPTC_DIGITAL_SOURCE_TYPE + "algorithmicMedia"
+COMPOSITE_SYNTHETIC = IPTC_DIGITAL_SOURCE_TYPE + "compositeSynthetic"
+#: the IPTC terms that mean "made or changed by a model or an algorithm", each as ``facedancer inspect`` explains it
+SOURCE_TYPE_MEANINGS = {
+    TRAINED_ALGORITHMIC_MEDIA: "made by a trained model (generative AI)",
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA: "real media with parts made by a trained model (generative AI)",
+    ALGORITHMIC_MEDIA: "made by an algorithm, no trained model",
+    COMPOSITE_SYNTHETIC: "real media with synthetic parts made by an algorithm, no trained model",
+}
+SYNTHETIC_SOURCE_TYPES = frozenset(SOURCE_TYPE_MEANINGS)
+_TRAINED = (TRAINED_ALGORITHMIC_MEDIA, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
+#: how the label's sentence starts: whether a trained model (AI) made the synthetic part
+_HEADLINES = ("Synthetic media made by AI", "Synthetic media made by an algorithm (no AI model)")
 VIDEO_SOURCE_TYPE_TAG = "digital_source_type"
 LABELLED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF")
 _PLUGINS = (WebPImagePlugin,)  # Image.open(formats=...) only sees plugins already imported
@@ -52,7 +61,7 @@ _NS = {
 }
 _MAX_XMP_BYTES = 1 << 20
 _TEXT = re.compile(
-    r"Synthetic media made by AI: faces swapped with (?P<tool>\S+) (?P<version>\S+), "
+    rf"(?:{'|'.join(map(re.escape, _HEADLINES))}): faces swapped with (?P<tool>\S+) (?P<version>\S+), "
     r'model (?P<model>"(?:[^"\\]|\\.)*") \(IPTC digital source type (?P<source>\S+)\)\.'
     r"(?: Note: (?P<note>.*))?",
     re.DOTALL,
@@ -72,8 +81,9 @@ class ProvenanceLabel:
     @property
     def text(self) -> str:
         """The one-sentence label that people read and :meth:`from_text` parses back."""
+        headline = _HEADLINES[0] if self.source_type in _TRAINED else _HEADLINES[1]
         text = (
-            f"Synthetic media made by AI: faces swapped with {self.tool} {self.version}, "
+            f"{headline}: faces swapped with {self.tool} {self.version}, "
             f"model {json.dumps(self.model)} (IPTC digital source type {self.source_type})."
         )
         return f"{text} Note: {self.note}" if self.note else text
@@ -187,6 +197,7 @@ def read_label(path: str | os.PathLike[str]) -> ProvenanceLabel | None:
     neither a readable image nor a readable video.
     """
     path = Path(path)
+    require_file(path, "file")
     try:
         with Image.open(path, formats=LABELLED_IMAGE_FORMATS) as im:
             info = dict(im.info)
@@ -203,6 +214,9 @@ def read_label(path: str | os.PathLike[str]) -> ProvenanceLabel | None:
 def _read_video_label(path: Path) -> ProvenanceLabel | None:
     try:
         with av.open(str(path)) as container:
+            # FFmpeg "opens" any file named like an image as a one-picture stream; Pillow already could not
+            if not container.streams.video or STILL_IMAGE_DEMUXERS.fullmatch(container.format.name):
+                raise InputError(f"cannot read {path}: not a readable image or video")
             return ProvenanceLabel.from_tags(container.metadata)
     except (av.FFmpegError, OSError) as e:
         raise InputError(f"cannot read {path}: not a readable image or video ({reason(e)})") from None

@@ -39,9 +39,9 @@ from PIL import Image
 from facedancer.atomic import atomic_path
 from facedancer.errors import InputError, OutputError
 from facedancer.io.audio import AudioTrack
-from facedancer.io.failures import reason, require_nonempty
-from facedancer.io.formats import VIDEO_OUTPUT_SUFFIXES
-from facedancer.io.image import DEFAULT_MAX_PIXELS
+from facedancer.io.failures import reason, require_file
+from facedancer.io.formats import ANIMATION_FORMATS, STILL_IMAGE_DEMUXERS, VIDEO_OUTPUT_SUFFIXES, is_animation
+from facedancer.io.image import DEFAULT_MAX_PIXELS, to_rgb
 from facedancer.io.provenance import ProvenanceLabel, add_gif_comment, add_webp_xmp
 
 DEFAULT_CRF = 18  # libx264 constant rate factor: visually near-lossless, the usual "high quality" setting
@@ -49,6 +49,7 @@ DEFAULT_CRF = 18  # libx264 constant rate factor: visually near-lossless, the us
 ENCODERS = {".webm": ("libvpx-vp9", "libvpx"), ".gif": ("gif",), ".webp": ("libwebp_anim",)}
 H264_ENCODERS = ("libx264", "mpeg4")
 _ANIMATIONS = (".gif", ".webp")  # no audio, no display matrix, no container tags
+_MS = Fraction(1, 1000)  # the time base of animated WebP and PNG frame durations
 
 
 @dataclass(frozen=True)
@@ -91,20 +92,53 @@ class VideoReader:
         self._allow_truncated = allow_truncated
         self._timestamps: deque[int] = deque()
         self._iterated = False
-        require_nonempty(self.path, "video")
+        require_file(self.path, "video")
+        self._animation: Image.Image | None = None
+        if is_animation(self.path):
+            self._container = self._animation = Image.open(self.path, formats=ANIMATION_FORMATS)
+            probe = self._probe_animation
+        else:
+            try:
+                self._container = av.open(str(self.path))
+            except (av.FFmpegError, OSError) as e:
+                raise InputError(f"cannot read video {self.path}: {reason(e)}") from None
+            probe = self._probe
         try:
-            self._container = av.open(str(self.path))
-        except (av.FFmpegError, OSError) as e:
-            raise InputError(f"cannot read video {self.path}: {reason(e)}") from None
-        try:
-            self.info = self._probe(max_pixels)
+            self.info = probe(max_pixels)
         except BaseException:
             self._container.close()
             raise
 
+    def _probe_animation(self, max_pixels: int) -> VideoInfo:
+        """An animated WebP or PNG, decoded by Pillow frame by frame; its timestamps are the frame durations."""
+        image = self._animation
+        width, height = image.size
+        if width * height > max_pixels:
+            raise InputError(
+                f"cannot read video {self.path}: {width}x{height} frames are above the {max_pixels / 1e6:g} MP limit"
+            )
+        self._turns, self.color_tags, self.time_base = 0, {}, _MS
+        first = self._load(0)
+        if first is None:
+            raise InputError(f"cannot read video {self.path}: no frame could be decoded")
+        self.fps = Fraction(1000, first) if first > 0 else Fraction(10)
+        return VideoInfo(self.path, width, height, self.fps, image.n_frames, None, 0, False, image.format.lower())
+
+    def _load(self, index: int) -> int | None:
+        """Decode frame ``index`` of an animation; its duration in ms, or None when it cannot be decoded."""
+        try:
+            self._animation.seek(index)
+            self._animation.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as e:
+            self._truncated(f"decoding failed at frame {index} ({reason(e)})")
+            return None
+        return int(self._animation.info.get("duration") or 0)
+
     def _probe(self, max_pixels: int) -> VideoInfo:
         if not self._container.streams.video:
             raise InputError(f"cannot read video {self.path}: it has no video stream")
+        if STILL_IMAGE_DEMUXERS.fullmatch(self._container.format.name):
+            raise InputError(f"cannot read video {self.path}: it holds a still image, not a video")
         stream = self._stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
@@ -165,15 +199,28 @@ class VideoReader:
         if self._iterated:
             raise RuntimeError("a VideoReader can be iterated only once")
         self._iterated = True
-        step = max(1, round(1 / (self.fps * self.time_base)))
-        last = None
-        for index, frame in enumerate(self._pending_then_decoded()):
+        for index, (pts, rgb) in enumerate(self._animation_frames() if self._animation else self._video_frames()):
             if self._max_frames is not None and index >= self._max_frames:
                 return
+            self._timestamps.append(pts)
+            yield rgb
+
+    def _video_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        step = max(1, round(1 / (self.fps * self.time_base)))
+        last = None
+        for frame in self._pending_then_decoded():
             last = frame.pts if frame.pts is not None else (0 if last is None else last + step)
-            self._timestamps.append(last)
             rgb = frame.to_ndarray(format="rgb24")
-            yield np.ascontiguousarray(np.rot90(rgb, self._turns)) if self._turns else rgb
+            yield last, np.ascontiguousarray(np.rot90(rgb, self._turns)) if self._turns else rgb
+
+    def _animation_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        pts = 0
+        for index in range(self.info.frames):
+            duration = self._load(index)
+            if duration is None:  # truncated, and allowed to be
+                return
+            yield pts, to_rgb(self._animation)
+            pts += duration
 
     def _pending_then_decoded(self) -> Iterator[av.VideoFrame]:
         first, self._first = self._first, None

@@ -20,6 +20,7 @@ from facedancer.errors import CheckpointError, ConfigError
 from facedancer.faces.align import align, template
 from facedancer.faces.classical_swap import face_mask, poisson_paste
 from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_model_encoder
+from facedancer.io import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 from facedancer.nn import Generator
 from facedancer.nn.pretrained import CONFIG_NAME, read_meta
 
@@ -37,6 +38,8 @@ class CropSwapper(Protocol):
     name: str
     crop_size: int
     device: torch.device
+    #: the IPTC digital source type of a frame with faces from this swapper pasted in (the output's label)
+    source_type: str
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> object:
         """Whatever this swapper keeps of a source face (an embedding, a crop), computed once."""
@@ -76,6 +79,8 @@ def model_directory(spec: str | Path) -> Path:
 
 class GeneratorSwapper:
     """A trained FaceDancer generator: ``G(x_t, z_s)`` on 256 crops, ``z_s`` from the identity encoder."""
+
+    source_type = COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA  # a generated face in a real photo or video
 
     def __init__(
         self,
@@ -151,6 +156,7 @@ class ClassicalSwapper:
 
     name = CLASSICAL
     device = torch.device("cpu")
+    source_type = COMPOSITE_SYNTHETIC  # real pixels of the source, warped and re-lit by an algorithm: no AI model
 
     def __init__(self, crop_size: int = 256) -> None:
         self.crop_size = crop_size

@@ -22,7 +22,8 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from facedancer.errors import ConfigError, FacedancerError, InputError, NoFaceError, OutputError
+from facedancer.atomic import overwritten_input
+from facedancer.errors import ConfigError, FacedancerError, InputError, NoFaceError, NothingSwappedError, OutputError
 from facedancer.faces import (
     BlendConfig,
     FaceDetector,
@@ -34,8 +35,10 @@ from facedancer.faces import (
     blend_face,
 )
 from facedancer.io import (
+    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     DEFAULT_MAX_PIXELS,
     IMAGE_OUTPUT_SUFFIXES,
+    IMAGE_SUFFIXES,
     VIDEO_OUTPUT_SUFFIXES,
     ProvenanceLabel,
     VideoReader,
@@ -44,6 +47,7 @@ from facedancer.io import (
     read_image,
     write_image,
 )
+from facedancer.io.formats import FALLBACK_OUTPUT_SUFFIX
 from facedancer.swap.models import DEFAULT_MODEL, CropSwapper, Precision, load_crop_swapper
 from facedancer.swap.select import FaceMatcher, Selection
 
@@ -63,6 +67,8 @@ class SwapReport:
     frames: int = 0
     faces_swapped: int = 0
     frames_without_faces: int = 0
+    faces_found: int = 0  # detected (videos: shown by the tracker), selected or not
+    most_faces: int = 0  # the most faces found in one frame
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @contextlib.contextmanager
@@ -88,6 +94,8 @@ Sources = Source | ImageLike | Sequence[Source | ImageLike]
 class FolderReport:
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: (input, output) of the files written under another suffix, because their own cannot be written
+    renamed: list[tuple[Path, Path]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,11 +107,21 @@ class _Face:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available to this torch build")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps: Metal is not available on this machine")
+    """``device`` checked before any work: a typo or a missing GPU is one line, not a torch traceback later."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"--device {device!r}: not a device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {device}: no CUDA GPU is available to this torch build")
+        if (dev.index or 0) >= torch.cuda.device_count():
+            raise ConfigError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 ...)")
+    elif dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"--device {device}: Metal is not available on this machine")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {device}: not supported; use cpu, cuda, cuda:N or mps")
     return dev
 
 
@@ -137,6 +155,8 @@ class FaceSwapper:
         self.swapper = swapper
         self.detector = detector or YuNetDetector()
         self.blend = blend or BlendConfig()
+        if batch_size is not None and batch_size < 1:
+            raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
         self.batch_size = batch_size or default_batch_size(swapper.device)
         self.tracker = tracker or TrackerConfig()
         self.max_pixels = max_pixels
@@ -161,7 +181,8 @@ class FaceSwapper:
 
     @property
     def label(self) -> ProvenanceLabel:
-        return ProvenanceLabel(model=self.swapper.name)
+        source_type = getattr(self.swapper, "source_type", COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
+        return ProvenanceLabel(model=self.swapper.name, source_type=source_type)
 
     @property
     def matcher(self) -> FaceMatcher:
@@ -221,7 +242,9 @@ class FaceSwapper:
         with report.timed("blend"):
             for frame, fs in queue:
                 for j, f in enumerate(fs):  # copy the frame once (it may be the caller's), then paste in place
-                    frame = blend_face(frame, swapped[k], f.matrix, f.landmarks, self.blend, inplace=j > 0)
+                    frame = blend_face(
+                        frame, swapped[k], f.matrix, f.landmarks, self.blend, inplace=j > 0, target=f.crop
+                    )
                     k += 1
                 out.append(frame)
         report.faces_swapped += len(faces)
@@ -241,6 +264,8 @@ class FaceSwapper:
             found = self.detector.detect(frame)
             identities = self.matcher.embed(frame, found.landmarks) if selection.needs_identity else None
             assigned = selection.assign(found.boxes, identities)
+        report.faces_found += len(found)
+        report.most_faces = max(report.most_faces, len(found))
         return self._render([(frame, self._faces(frame, found.landmarks, assigned, report))], sources, report)[0]
 
     def _sources(self, sources: Sources) -> list[Source]:
@@ -262,7 +287,7 @@ class FaceSwapper:
         """Swap faces through a whole video, streaming; keeps fps, size, rotation and audio."""
         selection, sources = selection or Selection(), self._sources(sources)
         report = SwapReport()
-        track_source: dict[int, int | None] = {}
+        track_source: dict[int, int | None] = {}  # each track's source, decided once per track
         tries: dict[int, int] = defaultdict(int)
         with (
             VideoReader(target, max_frames=max_frames, max_pixels=self.max_pixels) as reader,
@@ -279,15 +304,18 @@ class FaceSwapper:
                     break
                 with report.timed("detect"):
                     tracked = tracker.update(self.detector.detect(frame), frame)
-                    boxes = np.array([t.box for t in tracked], np.float32).reshape(-1, 4)
                     if selection.needs_identity:
                         assigned = self._by_track(frame, tracked, selection, track_source, tries)
                     else:
-                        assigned = selection.assign(boxes)
+                        assigned = _by_track_position(tracked, selection, track_source, tracker.track_ids)
+                report.faces_found += len(tracked)
+                report.most_faces = max(report.most_faces, len(tracked))
                 queue.append((frame, self._faces(frame, [t.landmarks for t in tracked], assigned, report)))
                 if sum(len(fs) for _, fs in queue) >= self.batch_size or len(queue) >= MAX_QUEUED_FRAMES:
                     self._flush(queue, sources, writer, report, advance)
             self._flush(queue, sources, writer, report, advance)
+            if report.faces_swapped == 0:  # inside the writer: the unchanged copy is discarded, not labelled
+                raise _nothing_swapped(target, selection, report, video=True)
         return report
 
     def _by_track(
@@ -331,18 +359,24 @@ class FaceSwapper:
         progress: FrameProgress = False,
         max_frames: int | None = None,
     ) -> SwapReport:
-        """An image or a video on disk to an output file of a matching kind."""
+        """An image or a video on disk to an output file of a matching kind (``max_frames``: videos only).
+
+        Raises :class:`NothingSwappedError`, writing nothing, when no face was swapped.
+        """
         target, output = Path(target), Path(output)
+        check_outputs(target, output, _paths(sources))
         kind = media_kind(target)
         if kind == "video":
-            _check_output(output, VIDEO_OUTPUT_SUFFIXES, "video")
+            _check_output(output, target, "video")
             return self.swap_video(
                 sources, target, output, selection, label=label, progress=progress, max_frames=max_frames
             )
         if kind == "image":
-            _check_output(output, IMAGE_OUTPUT_SUFFIXES, "image")
+            _check_output(output, target, "image")
             report = SwapReport()
             result = self.swap_image(sources, target, selection, report)
+            if report.faces_swapped == 0:
+                raise _nothing_swapped(target, selection or Selection(), report, video=False)
             with report.timed("encode"):
                 write_image(output, result, self.label if label else None)
             return report
@@ -357,30 +391,127 @@ class FaceSwapper:
         *,
         label: bool = True,
         progress: bool = False,
+        max_frames: int | None = None,
     ) -> FolderReport:
         """Every image and video under ``target`` into the same tree under ``output``.
 
-        A file that fails (unreadable, unsupported, truncated) is skipped and reported; the rest finish.
+        A file that fails (unreadable, unsupported, truncated, no face swapped) is skipped and reported; the
+        rest finish. A file whose suffix cannot be written (BMP, TIFF, AVI, ...) is written as PNG, MP4 or,
+        for an animation, animated WebP (:func:`folder_plan`), and listed in ``renamed``.
         """
-        sources = self._sources(sources)
         target, output = Path(target), Path(output)
+        plan = check_outputs(target, output, _paths(sources))
+        sources = self._sources(sources)
         result = FolderReport()
-        files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
-        with _progress(progress, len(files), f"{target.name}/") as advance:
-            for path in files:
-                dest = output / path.relative_to(target)
+        with _progress(progress, len(plan), f"{target.name}/") as advance:
+            for path, dest in plan:
                 try:
-                    self.swap_file(sources, path, dest, selection, label=label)
+                    self.swap_file(sources, path, dest, selection, label=label, max_frames=max_frames)
                     result.written.append(dest)
+                    if dest.name != path.name:
+                        result.renamed.append((path, dest))
                 except FacedancerError as e:
                     result.failed.append((path, str(e)))
                 advance(1)
         return result
 
 
-def _check_output(output: Path, allowed: frozenset[str] | set[str], kind: str) -> None:
+def folder_plan(target: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(input, output) for every file under the folder ``target``, mirrored under ``output``.
+
+    An input whose suffix cannot be written gets the fallback suffix of its kind (``photo.bmp`` ->
+    ``photo.png``), or its whole name plus that suffix (``photo.bmp.png``) where the short name is taken.
+    """
+    files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
+    plan, fallback = [], set()
+    for path in files:
+        rel = path.relative_to(target)
+        kind = media_kind(path)
+        writable = IMAGE_OUTPUT_SUFFIXES if kind == "image" else VIDEO_OUTPUT_SUFFIXES
+        if kind is None or path.suffix.lower() in writable:
+            plan.append((path, output / rel))
+            continue
+        animation = kind == "video" and path.suffix.lower() in IMAGE_SUFFIXES
+        suffix = FALLBACK_OUTPUT_SUFFIX["animation" if animation else kind]
+        plan.append((path, output / rel.with_suffix(suffix)))
+        fallback.add(path)
+    taken = defaultdict(int)
+    for _, dest in plan:
+        taken[dest] += 1
+    return [
+        (path, dest.with_name(path.name + dest.suffix) if path in fallback and taken[dest] > 1 else dest)
+        for path, dest in plan
+    ]
+
+
+def check_outputs(target: Path, output: Path, inputs: Sequence[Path] = ()) -> list[tuple[Path, Path]]:
+    """Refuse, before any work, an output that would overwrite an input (the target, a source, a reference),
+    however its path is spelled (``./``, ``..``, a symlink or a hard link); for a folder target also an output
+    folder inside it. Returns the folder plan (:func:`folder_plan`), or ``[(target, output)]`` for a file."""
+    if target.is_dir():
+        if output.exists() and not output.is_dir():
+            raise OutputError(f"cannot write into {output}: it is a file; a folder target needs an output folder")
+        inside = output.resolve()
+        if inside == target.resolve() or target.resolve() in inside.parents:
+            raise OutputError(
+                f"cannot write into {output}: it is inside the target folder {target}; choose a folder outside it"
+            )
+        plan = folder_plan(target, output)
+        if not plan:
+            raise InputError(f"cannot swap {target}: the folder is empty")
+    else:
+        if output.is_dir():
+            raise OutputError(f"cannot write {output}: it is a folder; give a file name (or a folder target)")
+        plan = [(target, output)]
+    if clash := overwritten_input((dest for _, dest in plan), [*inputs, *(path for path, _ in plan)]):
+        raise OutputError(f"cannot write {clash[0]}: it would overwrite the input {clash[1]}")
+    return plan
+
+
+def _paths(sources: Sources) -> list[Path]:
+    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    return [Path(s) for s in items if isinstance(s, (str, Path))]
+
+
+def _by_track_position(
+    tracked: list, selection: Selection, decided: dict[int, int | None], alive: set[int]
+) -> list[int | None]:
+    """ "all", "largest" and "index" in a video, decided once per track, in the frame where it appears.
+
+    A per-frame choice lets the swap jump between two people whose sizes are close or whose positions
+    cross. A track that appears while the chosen face's track lives is not chosen.
+    """
+    if any(t.track_id not in decided for t in tracked):
+        picks = selection.assign(np.array([t.box for t in tracked], np.float32).reshape(-1, 4))
+        taken = selection.mode != "all" and any(decided.get(i) is not None for i in alive)
+        for t, pick in zip(tracked, picks, strict=True):
+            if t.track_id not in decided:
+                decided[t.track_id] = None if taken else pick
+    return [decided[t.track_id] for t in tracked]
+
+
+def _nothing_swapped(target: Path, selection: Selection, report: SwapReport, video: bool) -> NothingSwappedError:
+    found = report.most_faces
+    faces = f"{found} face" if found == 1 else f"{found} faces"
+    if report.faces_found == 0:
+        why = f"no face found in {report.frames} frames" if video else "no face found"
+    elif selection.mode == "index":
+        has = f"at most {faces} in a frame" if video else f"it has {faces}"
+        why = f"face index {selection.index} was asked for (0 is the leftmost) but {has}"
+    elif selection.mode == "reference":
+        why = f"no face looks like the reference (similarity threshold {selection.threshold:g})"
+    else:
+        why = "no face could be swapped"
+    return NothingSwappedError(f"nothing swapped in {target}: {why}; nothing written")
+
+
+def _check_output(output: Path, target: Path, kind: str) -> None:
+    allowed = IMAGE_OUTPUT_SUFFIXES if kind == "image" else VIDEO_OUTPUT_SUFFIXES
     if output.suffix.lower() not in allowed:
-        raise OutputError(f"cannot write {output}: a {kind} output needs one of {', '.join(sorted(allowed))}")
+        what = "an image" if kind == "image" else "a video"
+        if kind == "video" and target.suffix.lower() in IMAGE_SUFFIXES:
+            what = f"{target.name} is an animation: a video"
+        raise OutputError(f"cannot write {output}: {what} output needs one of {', '.join(sorted(allowed))}")
 
 
 class _Rate(ProgressColumn):
