@@ -8,6 +8,7 @@ The slow test kills a real process at random moments inside its checkpoint write
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -351,6 +352,21 @@ def _train(*args, **kwargs) -> subprocess.Popen:
     )
 
 
+def _markers(run: Path) -> int:
+    metrics = run / "metrics.jsonl"
+    return metrics.read_text().count('"event": "resumed"') if metrics.is_file() else 0
+
+
+def _staging(checkpoints: Path) -> set[tuple]:
+    """The staging folders of checkpoint writes, each told apart from an earlier one of the same name."""
+    found = set()
+    for path in checkpoints.glob(".step-*.tmp"):
+        with contextlib.suppress(FileNotFoundError):  # renamed into place meanwhile
+            info = path.stat()
+            found.add((path.name, info.st_ino, info.st_ctime_ns))
+    return found
+
+
 @pytest.mark.slow
 def test_sigkill_inside_checkpoint_writes_and_signals_to_the_process_group(micro_config, lfw_crops, tmp_path):
     """Ten SIGKILLs, each as a checkpoint is being written, then Ctrl-C and SIGTERM sent to the whole process
@@ -367,9 +383,13 @@ def test_sigkill_inside_checkpoint_writes_and_signals_to_the_process_group(micro
     run = tmp_path / "runs" / "00001-micro"
     kills, rng = 0, np.random.default_rng(0)
     proc = _train(config, start_new_session=True)
+    checkpoints = run / "checkpoints"
+    while not (checkpoints / "latest").is_file():  # (a run killed before its first checkpoint starts again)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.01)
     while kills < 10:
-        checkpoints = run / "checkpoints"
-        while not (checkpoints.is_dir() and list(checkpoints.glob(".step-*.tmp"))):  # a write is under way
+        stale = _staging(checkpoints)  # left by the previous kill
+        while not _staging(checkpoints) - stale:  # a checkpoint write has begun
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.0005)
         time.sleep(rng.uniform(0, 0.02))
@@ -377,15 +397,15 @@ def test_sigkill_inside_checkpoint_writes_and_signals_to_the_process_group(micro
         proc.wait()
         kills += 1
         proc = _train("--resume", run, start_new_session=True)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        while not (run / "checkpoints" / "latest").is_file() or proc.poll() is not None:
+    for resumes, sig in ((kills, signal.SIGINT), (kills + 1, signal.SIGTERM)):
+        while _markers(run) < resumes:  # the latest resume is training (its DataLoader worker running)
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        time.sleep(2)
+        time.sleep(0.3)
         os.killpg(proc.pid, sig)
         out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 128 + sig, err
-        assert "Traceback" not in err and "--resume" in out
+        assert proc.returncode == 128 + sig, (out, err)
+        assert "Traceback" not in err and "--resume" in out, (out, err)
         proc = _train("--resume", run, start_new_session=True)
     out, err = proc.communicate(timeout=900)
     assert proc.returncode == 0, err
