@@ -86,6 +86,9 @@ class Workspace:
         (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         return run
 
+    def resume(self, *sets: str) -> list:
+        return ["train", "--resume", self.run_dir(), *[a for s in sets for a in ("--set", s)]]
+
     def calibrate(self, *extra, data: object = None, out: object = None) -> list:
         data = self.dataset() if data is None else data
         return ["calibrate-ifsr", data, "--out", self.out / "m.json" if out is None else out, *extra]
@@ -225,34 +228,34 @@ TRAIN_CASES = [
         lambda ws: ["train", "--resume", ws.file("runs/r/config.yaml", os.urandom(100)).parent],
         says="config.yaml",
     ),
-    Case("resume-without-checkpoints", lambda ws: ["train", "--resume", ws.run_dir()], says="nothing to resume"),
+    Case("resume-without-checkpoints", lambda ws: ws.resume(), says="nothing to resume"),
     Case(
         "resume-with-another-batch-size",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "train.batch_size=4"],
+        lambda ws: ws.resume("train.batch_size=4"),
         says="train.batch_size cannot change",
     ),
     Case(
         "resume-with-another-seed",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "train.seed=3"],
+        lambda ws: ws.resume("train.seed=3"),
         says="train.seed cannot change",
     ),
     Case(
         "resume-with-another-generator",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "generator.base_channels=4"],
+        lambda ws: ws.resume("generator.base_channels=4"),
         says="generator.base_channels cannot change",
     ),
     Case(
         "resume-with-other-held-out-identities",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "data.val_identities=2"],
+        lambda ws: ws.resume("data.val_identities=2"),
         says="data.val_identities cannot change",
     ),
     Case(
         "resume-with-another-encoder",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "identity.encoder=arcface-iresnet50"],
+        lambda ws: ws.resume("identity.encoder=arcface-iresnet50"),
     ),
     Case(
         "resume-with-a-negative-lr",
-        lambda ws: ["train", "--resume", ws.run_dir(), "--set", "train.lr=-1"],
+        lambda ws: ws.resume("train.lr=-1"),
         says="train.lr must be > 0",
     ),
 ]

@@ -365,9 +365,9 @@ def _record(result: ItemResult) -> dict:
     return {"source": result.source, "crops": [asdict(c) for c in result.crops], "skipped": result.skipped}
 
 
-def _reason_kind(reason: str) -> str:
+def _reason_kind(why: str) -> str:
     """'face too small (93 px < 128 px)' -> 'face too small', for summaries."""
-    return reason.split(" (")[0]
+    return why.split(" (")[0]
 
 
 def write_reports(dst: Path, results: Iterable[ItemResult]) -> int:
@@ -416,7 +416,10 @@ def completion_problem(root: str | Path) -> str | None:
         return f"{MANIFEST} is missing"
     record = read_record(root)
     if record is None:
-        return f"it has no completion record ({COMPLETE}): prepare was interrupted or other shards are not done"
+        return (
+            f"it has no completion record ({COMPLETE}): prepare was interrupted, other shards are not done, "
+            "or it was prepared before records existed"
+        )
     if hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest() != record["manifest_sha256"]:
         return f"{MANIFEST} is not the one prepare finished with {record['rows']} rows (truncated or changed)"
     return None
