@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -50,6 +51,8 @@ def _check(value: Any, tp: Any, where: str) -> Any:
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis and len(value) != len(args):
+            raise ConfigError(f"{where}: expected {len(args)} values, got {len(value)} ({value!r})")
         item = args[0] if args else Any
         items = [_check(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -65,6 +68,13 @@ def _check(value: Any, tp: Any, where: str) -> Any:
         return out
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     if isinstance(tp, type):
         if isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
             return value

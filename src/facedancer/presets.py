@@ -42,6 +42,10 @@ class IFSRConfig:
     #: lambda_ifsr in the generator objective
     weight: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.scale > 0 or self.weight < 0:
+            raise ValueError(f"ifsr.scale must be > 0 and ifsr.weight >= 0, got {self.scale} and {self.weight}")
+
 
 @dataclass
 class Preset:

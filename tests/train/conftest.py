@@ -54,3 +54,50 @@ class TinyEncoder(IdentityEncoder):
 @pytest.fixture
 def tiny_encoder():
     return TinyEncoder()
+
+
+@pytest.fixture(scope="session")
+def micro_config():
+    """A factory of the 32 px FaceDancer config on real SFace and LFW crops that test_trainer.py also uses:
+    the whole system (IFSR, perceptual, cycle, R1) at about a second per step on a CPU core."""
+
+    def make(root, out_dir, **train) -> dict:
+        return {
+            "name": "micro",
+            "generator": {
+                "image_size": 32,
+                "identity_dim": 128,
+                "mapping_depth": 2,
+                "mapping_width": 32,
+                "base_channels": 8,
+                "max_channels": 16,
+                "fusion": {16: "affa", 32: "concat"},
+            },
+            "discriminator": {"image_size": 32, "base_channels": 8, "max_channels": 16},
+            "identity": {"encoder": "sface"},
+            "ifsr": {"margins": "ifsr_margins_sface"},
+            "data": {"root": str(root), "val_identities": 4, "val_pairs": 4, "workers": 0},
+            "train": {
+                "out_dir": str(out_dir),
+                "batch_size": 2,
+                "steps": 4,
+                "tensorboard": False,
+                "log_every": 1,
+                "val_every": 0,
+                "image_every": 0,
+                "checkpoint_every": 100,
+                "deterministic": True,
+                **train,
+            },
+        }
+
+    return make
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, as under xdist: on two shared cores two threads make CPU training many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -50,3 +51,34 @@ def test_save_is_atomic_points_latest_and_prunes(tmp_path):
     (tmp_path / ".step-00000004.tmp").mkdir()
     assert checkpoint.latest(tmp_path) == path
     assert (path / "discriminator" / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_reaches_the_disk_before_its_name_does(tmp_path, monkeypatch):
+    """Every file and folder of a checkpoint is fsync'ed before the rename that makes it complete, and the
+    parent folder after it (so a power loss cannot leave a "complete" checkpoint empty); likewise ``latest``."""
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.fstat(fd).st_ino))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("rename", os.path.basename(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    d = Discriminator(DiscriminatorConfig(image_size=16, base_channels=4, max_channels=4))
+    path = checkpoint.save(tmp_path, 1, {"discriminator": (d, {})}, {"step": 1}, keep=2)
+
+    def synced_between(first: int, last: int) -> set[int]:
+        return {ino for kind, ino in events[first:last] if kind == "fsync"}
+
+    renamed = events.index(("rename", "step-00000001"))
+    pointed = events.index(("rename", "latest"))
+    inside = [*path.rglob("*"), path]
+    assert {p.stat().st_ino for p in inside} <= synced_between(0, renamed)
+    assert tmp_path.stat().st_ino in synced_between(renamed, pointed)
+    assert (tmp_path / "latest").stat().st_ino in synced_between(renamed, pointed)
+    assert tmp_path.stat().st_ino in synced_between(pointed, len(events))

@@ -68,7 +68,15 @@ def test_default_min_face_rejects_lfw_sized_faces_with_a_reason(lfw, tmp_path):
 
 def test_shards_split_the_work_and_resume_across_them(lfw_subset, tmp_path):
     dst = tmp_path / "out"
-    counts = [prepare(lfw_subset, dst, PrepareOptions(min_face=64, shard=(k, 3))).processed for k in range(3)]
+    summaries = []
+    for k in range(3):
+        summaries.append(prepare(lfw_subset, dst, PrepareOptions(min_face=64, shard=(k, 3))))
+        if k < 2:  # other shards still pending: a manifest, but not a dataset to train on yet
+            assert summaries[-1].pending > 0 and (dst / "manifest.csv").is_file()
+            with pytest.raises(InputError, match="other shards are not done.*rerun `facedancer prepare"):
+                read_manifest(dst)
+    assert summaries[-1].pending == 0 and read_manifest(dst)
+    counts = [s.processed for s in summaries]
     total = len(discover(lfw_subset))
     assert sum(counts) == total and min(counts) > 0
     assert len(list(dst.glob("progress-*-of-0003.jsonl"))) == 3
@@ -143,3 +151,88 @@ def test_bad_crop_format_or_quality_is_a_clear_error():
         PrepareOptions(image_format="gif")
     with pytest.raises(InputError, match="quality"):
         PrepareOptions(image_format="jpg", quality=0)
+
+
+def _clip(frames: list[np.ndarray], path, rotation: int = 0):
+    """An H.264 clip of ``frames``, stored turned clockwise by ``rotation`` with the display matrix undoing it,
+    as a phone records a portrait video."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "crf": "18"})
+        stored = [np.ascontiguousarray(np.rot90(f, -(rotation // 90))) for f in frames]
+        stream.height, stream.width = stored[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for image in stored:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_portrait_phone_clip_is_aligned_upright(shared, tmp_path):
+    """Defect 10: prepare decoded videos itself and ignored the display rotation, so portrait clips were
+    aligned sideways or skipped; through io.VideoReader they give the upright clip's faces."""
+    from facedancer.io import VideoReader
+
+    with VideoReader(shared / "data/videos/3ddfa/obama.mp4", max_frames=21) as reader:
+        frames = [cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in reader]
+    for name, rotation in (("upright", 0), ("portrait", 90)):
+        (tmp_path / name / "clips").mkdir(parents=True)
+        _clip(frames, tmp_path / name / "clips" / "obama.mp4", rotation)
+        prepare(tmp_path / name, tmp_path / f"{name}-crops", PrepareOptions(every=10, min_face=64))
+    with VideoReader(tmp_path / "portrait/clips/obama.mp4") as reader:
+        assert reader.info.rotation == 90 and (reader.info.width, reader.info.height) == (640, 360)
+    upright, portrait = read_manifest(tmp_path / "upright-crops"), read_manifest(tmp_path / "portrait-crops")
+    assert [r["frame"] for r in portrait] == [r["frame"] for r in upright] == ["0", "10", "20"]
+    for a, b in zip(upright, portrait, strict=True):
+        points = [abs(float(a[k]) - float(b[k])) for k in (f"{axis}{i}" for i in range(5) for axis in "xy")]
+        assert max(points) < 3  # the same landmarks, in the upright frame
+
+
+def test_a_prepared_dataset_knows_it_is_complete(lfw_crops, tmp_path, lfw):
+    """A manifest truncated mid-file, garbage, or without its completion record is refused with one line
+    saying how to finish it; a rerun of prepare restores it without aligning anything again."""
+    from facedancer.train.data import CropIndex
+
+    rows = read_manifest(lfw_crops)
+    record = json.loads((lfw_crops / "prepared.json").read_text())
+    assert record["rows"] == len(rows)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "crops").symlink_to(lfw_crops / "crops")
+    for name in ("progress.jsonl", "prepared.json"):
+        (data / name).write_bytes((lfw_crops / name).read_bytes())
+    whole = (lfw_crops / "manifest.csv").read_bytes()
+    truncated, binary, edited = whole[: len(whole) * 6 // 10], bytes(range(256)) * 8, whole.replace(b"Aar", b"Bar", 1)
+    for content in (truncated, binary, edited):
+        (data / "manifest.csv").write_bytes(content)
+        for read in (read_manifest, CropIndex.open):
+            with pytest.raises(InputError, match="not a complete.*truncated or changed.*rerun `facedancer prepare"):
+                read(data)
+    (data / "manifest.csv").write_bytes(whole)
+    (data / "prepared.json").unlink()  # prepare killed before its record, or a dataset made before records existed
+    with pytest.raises(InputError, match="no completion record"):
+        read_manifest(data)
+    # the fix the message gives: rerun prepare on the same source (nothing is aligned again)
+    src = tmp_path / "src"
+    src.mkdir()
+    for person in sorted(p for p in lfw.iterdir() if p.is_dir())[:20]:
+        (src / person.name).symlink_to(person)
+    (data / "manifest.csv").write_bytes(whole[:1000])
+    assert prepare(src, data, PrepareOptions(min_face=64)).processed == 0
+    assert (data / "manifest.csv").read_bytes() == whole and read_manifest(data) == rows
+
+
+def test_a_manifest_without_a_record_that_is_garbage_is_one_line(tmp_path):
+    from facedancer.train.prepare import write_record
+
+    (tmp_path / "manifest.csv").write_bytes(b"\xff\xfe\x00garbage\x00\x81")
+    write_record(tmp_path, 1)  # even a record that matches cannot make garbage a manifest
+    with pytest.raises(InputError, match="is not a manifest written by `facedancer prepare`"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.csv").write_text("name,path\nx,y\n")
+    write_record(tmp_path, 1)
+    with pytest.raises(InputError, match="no column 'identity'"):
+        read_manifest(tmp_path)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,6 +18,18 @@ from facedancer.cli.app import app
 from facedancer.errors import InputError
 
 console = Console()
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Warnings as ``warning: ...`` lines on stderr (Python's default adds a file name and a source line)."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -57,7 +72,8 @@ def prepare(
         image_format=image_format,
         quality=quality,
     )
-    s = run_prepare(src, dst, options)
+    with _one_line_warnings():
+        s = run_prepare(src, dst, options)
     console.print(
         f"{s.items} files in this shard: {s.processed} processed, {s.already_done} already done; "
         f"dataset: {s.crops} crops, {sum(s.skipped.values())} skipped ({s.aligned_fraction:.1%} aligned)",
@@ -67,6 +83,12 @@ def prepare(
         console.print(f"  skipped {count}: {reason}", highlight=False)
     if s.skipped:
         console.print(f"details: {dst / 'skipped.csv'}", highlight=False)
+    if s.pending:
+        console.print(
+            f"{s.pending} files of other shards are not aligned yet: the dataset is complete (and trainable) "
+            "once every shard has finished, or after a run without --shard",
+            highlight=False,
+        )
 
 
 @app.command("calibrate-ifsr")
@@ -90,7 +112,8 @@ def calibrate_ifsr(
 
     chosen = [b.strip() for b in blocks.split(",") if b.strip()] if blocks else None
     command = shlex.join(["facedancer", *sys.argv[1:]])
-    m = calibrate(data, out, encoder, swapper, pairs, seed, eer_max, chosen, plot, command=command)
+    with _one_line_warnings():
+        m = calibrate(data, out, encoder, swapper, pairs, seed, eer_max, chosen, plot, command=command)
     console.print(f"{len(m.margins)} of {len(m.statistics)} blocks: {', '.join(m.margins)}", highlight=False)
     console.print(f"wrote {out}" + (f" and {plot}" if plot else ""), highlight=False)
 
@@ -141,8 +164,13 @@ def train(
         return
     from facedancer.train.trainer import train as run_training
 
-    result = run_training(preset, resume=resume)
+    with _one_line_warnings():
+        result = run_training(preset, resume=resume)
     console.print(f"{result.run_dir}: step {result.step}, {result.status}", highlight=False)
+    if result.unreadable:
+        console.print(
+            f"{result.unreadable} unreadable crops were skipped (the first ones named above)", highlight=False
+        )
     if result.status != "finished":
         console.print(f"checkpoint {result.checkpoint}; continue with --resume {result.run_dir}", highlight=False)
         raise typer.Exit(128 + {"SIGINT": 2, "SIGTERM": 15}.get(result.status, 0))

@@ -25,6 +25,8 @@ class DiscriminatorConfig:
     keras_init: bool = True
 
     def __post_init__(self) -> None:
+        if min(self.base_channels, self.max_channels) < 1:
+            raise ValueError("base_channels and max_channels must be >= 1")
         n = self.image_size // HEAD_SIZE
         if self.image_size % HEAD_SIZE or n < 2 or n & (n - 1):
             raise ValueError(f"image_size {self.image_size} must be 4 times a power of two >= 2")

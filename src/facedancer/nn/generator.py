@@ -37,6 +37,8 @@ class GeneratorConfig:
     keras_init: bool = True
 
     def __post_init__(self) -> None:
+        if min(self.base_channels, self.max_channels, self.mapping_width) < 1 or self.mapping_depth < 0:
+            raise ValueError("base_channels, max_channels and mapping_width must be >= 1 and mapping_depth >= 0")
         size, bottom = self.image_size, self.bottom_size
         if bottom < 1 or size < 2 * bottom or size % bottom or (size // bottom) & (size // bottom - 1):
             raise ValueError(f"image_size {size} must be bottom_size {bottom} times a power of two >= 2")

@@ -236,6 +236,22 @@ def plot(margins: Margins, path: Path) -> Path:
     return path
 
 
+def _check_options(data: Path, out: Path, pairs: int, eer_max: float, plot_path: str | Path | None) -> None:
+    """Before minutes of measuring: numbers in range, and outputs that overwrite no input nor each other."""
+    if pairs < 1:
+        raise InputError(f"--pairs must be >= 1, got {pairs}")
+    if not 0 <= eer_max <= 1:
+        raise InputError(f"--eer-max must be in [0, 1], got {eer_max}")
+    outputs = [out, *([Path(plot_path)] if plot_path else [])]
+    for path in outputs:
+        if data.resolve() in path.resolve().parents:
+            raise InputError(f"{path} is inside the data folder {data}: write the margins and the plot elsewhere")
+        if path.is_dir():
+            raise InputError(f"{path} is a folder: give a file name")
+    if len(outputs) == 2 and outputs[0].resolve() == outputs[1].resolve():
+        raise InputError("--out and --plot are the same file")
+
+
 def calibrate(
     data: str | Path,
     out: str | Path,
@@ -255,6 +271,7 @@ def calibrate(
     from facedancer.identity import load_encoder
 
     data = Path(data)
+    _check_options(data, Path(out), pairs, eer_max, plot_path)
     if (data / MANIFEST).is_file():
         source = "prepared dataset"
         if swapper == "classical":

@@ -25,6 +25,8 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         if self.brightness < 0 or self.contrast[0] > self.contrast[1] or self.saturation[0] > self.saturation[1]:
             raise ValueError("augment: brightness must be >= 0 and ranges must be (low, high)")
+        if min(*self.contrast, *self.saturation) < 0:
+            raise ValueError("augment: contrast and saturation factors must be >= 0")
 
 
 @dataclass
@@ -78,6 +80,12 @@ class LossConfig:
     #: identity-encoder blocks for the "identity" perceptual loss; empty = the shallowest third
     identity_blocks: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        weights = ("r1_gamma", "adversarial_weight", "reconstruction_weight", "identity_weight", "cycle_weight")
+        for name in (*weights, "perceptual_weight", "perceptual_scale"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+
 
 @dataclass
 class TrainConfig:
@@ -121,6 +129,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "accumulate", "lr_decay_steps", "checkpoint_every", "keep_checkpoints")
-        for name in (*positive, "log_every", "image_every", "val_every"):
-            if getattr(self, name) < (1 if name in positive else 0):
-                raise ValueError(f"train.{name} must be {'>= 1' if name in positive else '>= 0'}")
+        for name in (*positive, "log_every", "image_every", "val_every", "seed"):
+            bound = 1 if name in positive else 0
+            if getattr(self, name) < bound:
+                raise ValueError(f"train.{name} must be >= {bound}, got {getattr(self, name)}")
+        # what Adam and the schedule would reject mid-run (or silently turn into a diverging run)
+        if not self.lr > 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"train.betas must both be in [0, 1), got {list(self.betas)}")
+        if not self.eps > 0:
+            raise ValueError(f"train.eps must be > 0, got {self.eps}")
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"train.lr_decay must be in (0, 1] (a factor per lr_decay_steps), got {self.lr_decay}")

@@ -8,10 +8,17 @@ itself (it still gets its own colour jitter). Same pairs drive the reconstructio
 Everything random is a pure function of ``(seed, position)``: the batch at global index ``k`` is the same
 whatever happened before, which makes resume exact (the data position is one integer) and lets each
 distributed rank take its own disjoint share of every epoch, as ``DistributedSampler`` does.
+
+A crop that cannot be read (a damaged disk, a file deleted after ``prepare``) is replaced by the next
+readable crop in the dataset's order, and named in the sample so that the trainer can count it and warn.
+The replacement depends on nothing but the dataset, so batches stay a function of the position and a
+run never stops at the same step on every resume. Many unreadable crops in a row mean the dataset is gone
+(unmounted, deleted): that sample says so, and the trainer stops with one line.
 """
 
 from __future__ import annotations
 
+import signal
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +32,14 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from facedancer.errors import InputError
+from facedancer.io.failures import reason
 from facedancer.train.config import AugmentConfig
-from facedancer.train.prepare import QUALITY_FLAG, read_manifest, tar_key
+from facedancer.train.prepare import QUALITY_FLAG, decode_image, read_manifest, read_record, tar_key
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
+#: unreadable crops in a row after which the dataset counts as gone rather than damaged
+MAX_UNREADABLE_IN_A_ROW = 32
 
 
 def seeded(*keys: int) -> torch.Generator:
@@ -77,11 +87,14 @@ class CropIndex:
     labels: tuple[int, ...]
     identities: tuple[str, ...]
     members: dict[str, TarMember] | None = None
+    #: sha256 of the manifest (from the completion record): which dataset a checkpoint was trained on
+    fingerprint: str = ""
 
     @classmethod
     def open(cls, root: str | Path, source: Literal["crops", "tars"] = "crops") -> CropIndex:
         root = Path(root)
         rows = read_manifest(root)
+        fingerprint = read_record(root)["manifest_sha256"]
         if not rows:
             raise InputError(f"{root} holds no aligned crops")
         identities = tuple(sorted({r["identity"] for r in rows}))
@@ -97,7 +110,7 @@ class CropIndex:
                     f"(e.g. {missing[0]}): rerun `facedancer prepare ... --tar-samples N`"
                 )
             members = {f: by_key[tar_key(f)] for f in files}
-        return cls(root, files, labels, identities, members)
+        return cls(root, files, labels, identities, members, fingerprint)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -113,7 +126,7 @@ class CropIndex:
     def _subset(self, keep) -> CropIndex:
         idx = [i for i, lab in enumerate(self.labels) if keep(lab)]
         files, labels = tuple(self.files[i] for i in idx), tuple(self.labels[i] for i in idx)
-        return CropIndex(self.root, files, labels, self.identities, self.members)
+        return CropIndex(self.root, files, labels, self.identities, self.members, self.fingerprint)
 
     def identity_names(self) -> list[str]:
         """The identities this index holds (a split keeps every name in ``identities``, so count labels)."""
@@ -122,12 +135,10 @@ class CropIndex:
     def load(self, i: int, size: int) -> np.ndarray:
         """RGB uint8 crop resized to ``size`` (area filter when shrinking)."""
         path = self.root / self.files[i]
-        if self.members is None:
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        else:
-            image = cv2.imdecode(np.frombuffer(self.members[self.files[i]].read(), np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise InputError(f"cannot read {path}")
+        try:
+            image = decode_image(path.read_bytes() if self.members is None else self.members[self.files[i]].read())
+        except (OSError, InputError) as e:
+            raise InputError(f"cannot read {path}: {reason(e)}") from None
         if image.shape[0] != size:
             interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
             image = cv2.resize(image, (size, size), interpolation=interp)
@@ -203,7 +214,10 @@ class PairSampler:
 
 
 class PairDataset(Dataset):
-    """Map-style: a :data:`Pair` in, ``{"target", "source", "same"}`` out (images in [-1, 1])."""
+    """Map-style: a :data:`Pair` in, ``{"target", "source", "same", "unreadable"}`` out (images in [-1, 1]).
+
+    ``unreadable`` names the crops (one per line) that could not be read and were replaced.
+    """
 
     def __init__(self, crops: CropIndex, size: int) -> None:
         self.crops, self.size = crops, size
@@ -211,11 +225,39 @@ class PairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, pair: Pair) -> dict[str, Tensor]:
+    def __getitem__(self, pair: Pair) -> dict[str, Tensor | str]:
         t, s, same = pair
-        target = to_tensor(self.crops.load(t, self.size))
-        source = target.clone() if same else to_tensor(self.crops.load(s, self.size))
-        return {"target": target, "source": source, "same": torch.tensor(bool(same))}
+        target, unreadable = self._readable(t)
+        if same:
+            source = target.clone()
+        else:
+            source, more = self._readable(s)
+            unreadable += more
+        return {
+            "target": target,
+            "source": source,
+            "same": torch.tensor(bool(same)),
+            "unreadable": "\n".join(unreadable),
+        }
+
+    def _readable(self, i: int) -> tuple[Tensor, list[str]]:
+        """Crop ``i``, or the next readable one after it; and the crops that could not be read."""
+        unreadable = []
+        for k in range(min(len(self.crops), MAX_UNREADABLE_IN_A_ROW)):
+            j = (i + k) % len(self.crops)
+            try:
+                return to_tensor(self.crops.load(j, self.size)), unreadable
+            except InputError:
+                unreadable.append(self.crops.files[j])
+        return torch.zeros(3, self.size, self.size), unreadable
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT and SIGTERM to the training process, which checkpoints and then stops
+    them: a terminal's Ctrl-C and a cluster's SIGTERM reach the whole process group, and a worker dying of
+    one would abort the run before its checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def validation_pairs(crops: CropIndex, count: int, seed: int) -> list[Pair]:

@@ -16,6 +16,7 @@ not transfer to another (the SFace margins we ship came from ``facedancer calibr
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -63,10 +64,14 @@ class Margins:
             raise ConfigError(f"cannot read IFSR margins {path}: {e}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ConfigError(f"{path} is not a facedancer IFSR margins file")
-        margins = {str(k): float(v) for k, v in data["margins"].items()}
-        if not margins or min(margins.values()) < 0:
-            raise ConfigError(f"{path}: margins must be a non-empty mapping of non-negative numbers")
-        return cls(data["encoder"], margins, data.get("statistics", {}), data.get("provenance", {}))
+        try:
+            margins = {str(k): float(v) for k, v in data["margins"].items()}
+            encoder = str(data["encoder"])
+        except (KeyError, AttributeError, TypeError, ValueError):
+            raise ConfigError(f"{path}: a margins file needs 'encoder' and a 'margins' mapping of numbers") from None
+        if not margins or not all(0 <= v < math.inf for v in margins.values()):
+            raise ConfigError(f"{path}: margins must be a non-empty mapping of finite non-negative numbers")
+        return cls(encoder, margins, data.get("statistics", {}), data.get("provenance", {}))
 
 
 def cosine_distance(a: Tensor, b: Tensor) -> Tensor:

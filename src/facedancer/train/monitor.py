@@ -2,6 +2,12 @@
 
 Only the main process writes. Scalars are means over the logging interval; images are grids whose rows
 are target, source, swap and reconstruction (the target swapped with its own identity).
+
+A resumed run re-runs the steps after its checkpoint, so ``metrics.jsonl`` then holds some steps twice:
+:meth:`Monitor.resumed` writes a marker row (``"event": "resumed"``) first, and rows after a marker
+supersede earlier rows of the same or later steps (:func:`read_metrics` applies that). TensorBoard is
+told the same with ``purge_step``. Nothing is written before the first row, so a run refused at start
+leaves no files.
 """
 
 from __future__ import annotations
@@ -11,17 +17,23 @@ import math
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from torch import Tensor
 
 from facedancer.errors import ConfigError
 
+METRICS = "metrics.jsonl"
+
 
 class Monitor:
     def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
-        self.metrics = (run_dir / "metrics.jsonl").open("a", encoding="utf-8")
-        self.writer = None
+        self.run_dir = run_dir
+        self._metrics: TextIO | None = None
+        self._writer = None
+        self._summary_writer = None
+        self._purge_step: int | None = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -30,10 +42,31 @@ class Monitor:
                     "TensorBoard logging needs the tensorboard package: pip install 'facedancer-pytorch[train]' "
                     "(or --set train.tensorboard=false)"
                 ) from None
-            self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            self._summary_writer = SummaryWriter
         self._sums: dict[str, float] = defaultdict(float)
         self._count = 0
         self._since = time.perf_counter()
+
+    @property
+    def metrics(self) -> TextIO:
+        if self._metrics is None:
+            path = self.run_dir / METRICS
+            torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+            self._metrics = path.open("a", encoding="utf-8")
+            if torn:  # a killed run left half a line: start ours on a fresh one
+                self._metrics.write("\n")
+        return self._metrics
+
+    @property
+    def writer(self):
+        if self._writer is None and self._summary_writer is not None:
+            self._writer = self._summary_writer(str(self.run_dir / "tensorboard"), purge_step=self._purge_step)
+        return self._writer
+
+    def resumed(self, step: int, info: dict) -> None:
+        """Mark that the run continues from ``step``: later rows of steps after it replace the earlier ones."""
+        self._purge_step = step + 1
+        self.write(step, {"event": "resumed", **info})
 
     def accumulate(self, values: dict[str, float]) -> None:
         for k, v in values.items():
@@ -68,6 +101,24 @@ class Monitor:
         self.writer.add_image(tag, ((grid.float().clamp(-1, 1) + 1) / 2).cpu(), step)
 
     def close(self) -> None:
-        self.metrics.close()
-        if self.writer is not None:
-            self.writer.close()
+        if self._metrics is not None:
+            self._metrics.close()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The rows of ``metrics.jsonl`` as the run ended up: the rows a resume re-ran replace the first ones.
+
+    Torn lines (a kill while writing) are left out.
+    """
+    rows: list[dict] = []
+    for line in (Path(run_dir) / METRICS).read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if row.get("event") == "resumed":
+            rows = [r for r in rows if r["step"] <= row["step"]]
+        rows.append(row)
+    return rows

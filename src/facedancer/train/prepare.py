@@ -13,6 +13,11 @@ dataset does nothing; ``--shard K/N`` lets N cluster jobs split the files by a s
 and write to separate progress files. ``manifest.csv`` (identity, file, landmarks, score) and
 ``skipped.csv`` (file, frame, reason) are rendered from all progress files at the end of a run.
 
+Completeness: once every source file (of every shard) is done, ``prepared.json`` records the manifest's
+row count and sha256. Readers (:func:`read_manifest`) refuse a dataset without a matching record: a
+manifest that was truncated, edited, or written while other shards were still running would otherwise
+train on a part of the data without a word. Rerunning ``prepare`` completes the dataset and its record.
+
 Face choice: the highest-scoring detection among those whose detection box has a shorter side of at
 least ``min_face`` pixels, so that a sharper small background face (common in news photos) does not
 displace the subject; a file is skipped only when every face is too small. The default minimum, 128 px,
@@ -24,6 +29,7 @@ faces of about 75-105 px (YuNet box width: 1st percentile 76, median 93), so eve
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import multiprocessing
@@ -40,13 +46,16 @@ import cv2
 import numpy as np
 
 from facedancer.atomic import atomic_path
-from facedancer.errors import InputError
+from facedancer.errors import InputError, OutputError
+from facedancer.io.failures import reason
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 CROPS = "crops"
 MANIFEST = "manifest.csv"
 SKIPPED = "skipped.csv"
+#: the completion record: rows and sha256 of the finished manifest
+COMPLETE = "prepared.json"
 LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("x", "y")]
 MANIFEST_COLUMNS = ["identity", "file", "source", "frame", "score", "face_size", *LANDMARK_COLUMNS]
 CropFormat = Literal["png", "jpg", "webp"]
@@ -81,8 +90,8 @@ class PrepareOptions:
             raise InputError(f"crop format must be one of {', '.join(QUALITY_FLAG)}, got {self.image_format!r}")
         if not 1 <= self.quality <= 100:
             raise InputError(f"crop quality must be in 1..100, got {self.quality}")
-        if self.every < 1 or self.min_face < 0 or self.workers < 1 or self.size < 16:
-            raise InputError("every and workers must be >= 1, min_face >= 0 and size >= 16")
+        if self.every < 1 or self.min_face < 0 or self.workers < 1 or self.size < 16 or self.tar_samples < 0:
+            raise InputError("every and workers must be >= 1, min_face and tar_samples >= 0, and size >= 16")
 
 
 @dataclass(frozen=True)
@@ -120,6 +129,8 @@ class PrepareSummary:
     processed: int
     crops: int  # over all progress files (every shard, every run)
     skipped: Counter[str]
+    #: source files of other shards not done yet: the dataset is complete (has its record) at 0
+    pending: int = 0
 
     @property
     def aligned_fraction(self) -> float:
@@ -145,8 +156,23 @@ def discover(src: Path) -> list[Item]:
 
 
 def _walk(root: Path) -> list[Path]:
-    """Every file below ``root``, following symlinked folders (datasets are often assembled from links)."""
-    found = [Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files]
+    """Every file below ``root``, following symlinked folders (datasets are often assembled from links).
+
+    Each folder is entered once, so a link to an ancestor cannot loop; named pipes, sockets and devices
+    are left out (reading one would block or never end), while broken links stay, to be reported as
+    unreadable rather than silently missing.
+    """
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        info = os.stat(folder)
+        if (info.st_dev, info.st_ino) in seen:
+            subfolders.clear()
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        for name in files:
+            path = Path(folder) / name
+            if path.is_file() or not path.exists():
+                found.append(path)
     return sorted(found)
 
 
@@ -176,6 +202,26 @@ def read_progress(dst: Path) -> dict[str, ItemResult]:
     return done
 
 
+def decode_image(data: bytes) -> np.ndarray:
+    """BGR uint8 image from encoded bytes, or an InputError saying why not.
+
+    OpenCV prints its decoding errors to stderr itself (``[ERROR:0@...] readHeader ...``) and raises on
+    images above its pixel limit; the reason goes into the error instead, for the caller to report once.
+    """
+    logging = cv2.utils.logging
+    level = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    except cv2.error as e:
+        raise InputError(f"unreadable image ({reason(e)})") from None
+    finally:
+        logging.setLogLevel(level)
+    if image is None:
+        raise InputError("unreadable image")
+    return image
+
+
 class Aligner:
     """Detect the best face of each image and write its aligned crop; one per worker process."""
 
@@ -197,21 +243,22 @@ class Aligner:
         return result
 
     def _read_image(self, item: Item) -> np.ndarray:
-        data = np.fromfile(self.src / item.source, dtype=np.uint8)
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        if image is None:
-            raise InputError("unreadable image")
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        try:
+            data = (self.src / item.source).read_bytes()
+        except OSError as e:  # a broken link, a permission
+            raise InputError(f"unreadable image ({reason(e)})") from None
+        return cv2.cvtColor(decode_image(data), cv2.COLOR_BGR2RGB)
 
     def _video_frames(self, item: Item) -> Iterator[tuple[int, np.ndarray]]:
-        import av
+        """Every ``every``-th frame, upright: VideoReader applies the display rotation phones record."""
+        from facedancer.io import VideoReader
 
         try:
-            with av.open(str(self.src / item.source)) as container:
-                for i, frame in enumerate(container.decode(video=0)):
+            with VideoReader(self.src / item.source) as reader:
+                for i, frame in enumerate(reader):
                     if i % self.options.every == 0:
-                        yield i, frame.to_ndarray(format="rgb24")
-        except av.FFmpegError as e:
+                        yield i, frame
+        except InputError as e:
             raise InputError(f"unreadable video ({e})") from None
 
     def _align_one(self, item: Item, frame: int, image: np.ndarray, result: ItemResult) -> None:
@@ -272,8 +319,9 @@ def prepare(src: str | Path, dst: str | Path, options: PrepareOptions | None = N
 
     options = options or PrepareOptions()
     src, dst = Path(src), Path(dst)
-    dst.mkdir(parents=True, exist_ok=True)
-    items = [i for i in discover(src) if in_shard(i, options.shard)]
+    every_item = discover(src)
+    _make_output_folder(src, dst)
+    items = [i for i in every_item if in_shard(i, options.shard)]
     done = read_progress(dst)
     todo = [i for i in items if i.source not in done]
     if todo:
@@ -288,26 +336,44 @@ def prepare(src: str | Path, dst: str | Path, options: PrepareOptions | None = N
                 log.flush()
                 done[result.source] = result
                 bar.advance(task)
-    if todo or not (dst / MANIFEST).is_file():
-        write_reports(dst, done.values())
+    pending = sum(1 for i in every_item if i.source not in done)
+    if todo or completion_problem(dst) is not None:
+        (dst / COMPLETE).unlink(missing_ok=True)  # the rewritten manifest is complete only once recorded so
+        rows = write_reports(dst, done.values())
         if options.tar_samples:
             write_webdataset(dst, options.tar_samples)
+        if not pending:
+            write_record(dst, rows)
     skipped = Counter(_reason_kind(r) for res in done.values() for _, r in res.skipped)
     crops = sum(len(r.crops) for r in done.values())
-    return PrepareSummary(len(items), len(items) - len(todo), len(todo), crops, skipped)
+    return PrepareSummary(len(items), len(items) - len(todo), len(todo), crops, skipped, pending)
+
+
+def _make_output_folder(src: Path, dst: Path) -> None:
+    """Refuse an output folder inside the source (its crops would be read as photos next time) or a file."""
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise InputError(f"the output folder {dst} is inside the source folder {src}: choose one outside it")
+    if dst.exists() and not dst.is_dir():
+        raise InputError(f"the output folder {dst} is a file")
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create the output folder {dst}: {reason(e)}") from None
 
 
 def _record(result: ItemResult) -> dict:
     return {"source": result.source, "crops": [asdict(c) for c in result.crops], "skipped": result.skipped}
 
 
-def _reason_kind(reason: str) -> str:
+def _reason_kind(why: str) -> str:
     """'face too small (93 px < 128 px)' -> 'face too small', for summaries."""
-    return reason.split(" (")[0]
+    return why.split(" (")[0]
 
 
-def write_reports(dst: Path, results: Iterable[ItemResult]) -> None:
+def write_reports(dst: Path, results: Iterable[ItemResult]) -> int:
+    """Write ``manifest.csv`` and ``skipped.csv``; the number of manifest rows."""
     results = sorted(results, key=lambda r: r.source)
+    rows = 0
     with atomic_path(dst / MANIFEST) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(MANIFEST_COLUMNS)
@@ -315,20 +381,72 @@ def write_reports(dst: Path, results: Iterable[ItemResult]) -> None:
             for c in r.crops:
                 points = [f"{v:.3f}" for xy in c.landmarks for v in xy]
                 w.writerow([c.identity, c.file, c.source, c.frame, f"{c.score:.4f}", f"{c.face_size:.1f}", *points])
+                rows += 1
     with atomic_path(dst / SKIPPED) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["source", "frame", "reason"])
         for r in results:
-            for frame, reason in r.skipped:
-                w.writerow([r.source, frame, reason])
+            for frame, why in r.skipped:
+                w.writerow([r.source, frame, why])
+    return rows
+
+
+def write_record(dst: Path, rows: int) -> None:
+    """The completion record: what a complete ``manifest.csv`` holds, flushed to disk before it counts."""
+    record = {"rows": rows, "manifest_sha256": hashlib.sha256((dst / MANIFEST).read_bytes()).hexdigest()}
+    with atomic_path(dst / COMPLETE, durable=True) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def read_record(root: str | Path) -> dict | None:
+    """The completion record of a prepared dataset, or None when it is missing or unreadable."""
+    try:
+        record = json.loads((Path(root) / COMPLETE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("manifest_sha256"), str):
+        return None
+    return record if isinstance(record.get("rows"), int) else None
+
+
+def completion_problem(root: str | Path) -> str | None:
+    """Why ``root`` is not a complete prepared dataset (None when it is)."""
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
+        return f"{MANIFEST} is missing"
+    record = read_record(root)
+    if record is None:
+        return (
+            f"it has no completion record ({COMPLETE}): prepare was interrupted, other shards are not done, "
+            "or it was prepared before records existed"
+        )
+    if hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest() != record["manifest_sha256"]:
+        return f"{MANIFEST} is not the one prepare finished with {record['rows']} rows (truncated or changed)"
+    return None
 
 
 def read_manifest(root: str | Path) -> list[dict[str, str]]:
-    path = Path(root) / MANIFEST
-    if not path.is_file():
+    """The rows of a complete prepared dataset; anything else is one line saying how to finish it."""
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
         raise InputError(f"{root} is not a prepared dataset: {MANIFEST} is missing (run `facedancer prepare`)")
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
+    problem = completion_problem(root)
+    if problem is not None:
+        raise InputError(f"{root} is not a complete prepared dataset: {problem}; rerun `facedancer prepare SRC {root}`")
+    return _read_rows(root / MANIFEST)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"{path} is not a manifest written by `facedancer prepare` ({reason(e)})") from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
+    if missing:
+        raise InputError(f"{path} is not a manifest written by `facedancer prepare`: no column {missing[0]!r}")
+    return rows
 
 
 def tar_key(file: str) -> str:
@@ -338,7 +456,7 @@ def tar_key(file: str) -> str:
 
 def write_webdataset(dst: Path, samples_per_tar: int) -> None:
     """Pack the crops into ``DST/webdataset/crops-NNNNNN.tar`` (image + json per sample) for streaming readers."""
-    rows = read_manifest(dst)
+    rows = _read_rows(dst / MANIFEST)
     out = dst / "webdataset"
     out.mkdir(exist_ok=True)
     for old in out.glob("crops-*.tar"):

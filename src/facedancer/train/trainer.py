@@ -15,6 +15,11 @@ torch.compile of G, data parallelism over torch.distributed (``distributed.py``)
 directory with its resolved ``config.yaml``, ``metrics.jsonl`` and TensorBoard logs, periodic
 validation, atomic checkpoints every N steps and on SIGTERM/SIGINT, exact resume, and a guard that stops
 on a non-finite loss *before* the optimiser step so the last checkpoint stays good.
+
+Resume takes the newest readable checkpoint (an unreadable one is named in a warning and the previous one
+used), applies the settings ``resume.py`` allows to change and refuses the others, and marks the
+resumption in ``metrics.jsonl``. Unreadable crops are skipped with a warning and counted
+(``data/unreadable`` in the metrics); a write that fails (a full disk) stops the run with one line.
 """
 
 from __future__ import annotations
@@ -40,14 +45,25 @@ from torch.utils.data import DataLoader
 
 from facedancer import assets
 from facedancer.atomic import atomic_path
-from facedancer.config import to_dict
-from facedancer.errors import ConfigError, TrainingError
+from facedancer.config import from_dict, to_dict
+from facedancer.errors import CheckpointError, ConfigError, InputError, OutputError, TrainingError
 from facedancer.identity import load_encoder, load_model_encoder, prepare
+from facedancer.io.failures import reason
 from facedancer.nn import Discriminator, Generator
 from facedancer.nn.pretrained import WEIGHTS_NAME, Pretrained, read_meta
 from facedancer.presets import Preset
 from facedancer.train import checkpoint, distributed
-from facedancer.train.data import CropIndex, PairDataset, PairSampler, augment, seeded, validation_pairs
+from facedancer.train import resume as resume_rules
+from facedancer.train.data import (
+    MAX_UNREADABLE_IN_A_ROW,
+    CropIndex,
+    PairDataset,
+    PairSampler,
+    augment,
+    ignore_stop_signals,
+    seeded,
+    validation_pairs,
+)
 from facedancer.train.ifsr import IFSRLoss, Margins
 from facedancer.train.losses import (
     CycleLoss,
@@ -86,12 +102,19 @@ class Result:
     #: "finished", or the name of the signal that stopped the run (after its checkpoint was written)
     status: str
     checkpoint: Path | None
+    #: crops that could not be read and were replaced by the next readable one
+    unreadable: int = 0
 
 
 def resolve_device(name: str, world: distributed.World) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{world.local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"train.device={name!r} is not a device (auto, cpu, cuda, cuda:N)") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cuda" and not torch.cuda.is_available()):
+        raise ConfigError(f"train.device={name!r} is not available here (auto picks what is)")
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", world.local_rank)
     return device
@@ -118,10 +141,13 @@ def resolve_perceptual(preset: Preset) -> Preset:
 def new_run_dir(out_dir: str | Path, name: str) -> Path:
     """``out_dir/NNNNN-name``, numbered after the highest existing run (stylegan3's convention)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.name[:5]) for p in out.iterdir() if p.is_dir() and p.name[:5].isdigit()]
-    run = out / f"{max(numbers, default=-1) + 1:05d}-{name or 'run'}"
-    run.mkdir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        numbers = [int(p.name[:5]) for p in out.iterdir() if p.is_dir() and p.name[:5].isdigit()]
+        run = out / f"{max(numbers, default=-1) + 1:05d}-{name or 'run'}"
+        run.mkdir()
+    except OSError as e:
+        raise OutputError(f"cannot create a run directory in {out}: {reason(e)}") from None
     return run
 
 
@@ -186,8 +212,12 @@ class Trainer:
         self.channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and self.device.type == "cuda")
         if preset.data.root is None:
             raise ConfigError("data.root is not set: give a folder made by `facedancer prepare` (--set data.root=DIR)")
+        crops = CropIndex.open(preset.data.root, preset.data.source)  # a dataset problem shows before any work
 
+        # every RNG a library might draw from in the training path, so that a run is its seed's
         torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         self.generator = Generator(preset.generator)
         self.discriminator = Discriminator(preset.discriminator)
@@ -213,19 +243,21 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, decay)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
-        crops = CropIndex.open(preset.data.root, preset.data.source)
         self.train_crops, val_crops = crops.split(preset.data.val_identities, cfg.seed)
         if self.world.main:  # the identities never trained on, for `facedancer eval --identities`
             with atomic_path(run_dir / HELD_OUT) as tmp:
                 tmp.write_text("".join(f"{name}\n" for name in val_crops.identity_names()), encoding="utf-8")
         self.dataset = PairDataset(self.train_crops, preset.generator.image_size)
+        self._sampler(0)  # fewer crops than a batch is a config error, found before any file is written
         self.val_pairs = validation_pairs(val_crops, preset.data.val_pairs, cfg.seed) if preset.data.val_pairs else []
         self.val_dataset = PairDataset(val_crops, preset.generator.image_size)
         self.step = 0
         self.position = 0  # micro-batches this rank has consumed
         self._batches = None
         self._stop: str | None = None
+        self.unreadable: set[str] = set()
         self.monitor = Monitor(run_dir, cfg.tensorboard) if self.world.main else None
+        self._resumed: dict[str, Any] | None = None  # the resume marker fit() writes first
         # process-wide switches, set last (after every config check) and restored by close()
         self._deterministic_before = torch.are_deterministic_algorithms_enabled()
         if cfg.deterministic:
@@ -286,24 +318,43 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # --- data -----------------------------------------------------------------------------------
-    def _loader(self) -> DataLoader:
+    def _sampler(self, start: int) -> PairSampler:
         cfg, data = self.cfg, self.preset.data
-        sampler = PairSampler(
-            len(self.train_crops),
-            cfg.batch_size,
-            data.same_ratio,
-            cfg.seed,
-            self.world.rank,
-            self.world.size,
-            start=self.position,
-        )
+        size = len(self.train_crops)
+        return PairSampler(size, cfg.batch_size, data.same_ratio, cfg.seed, self.world.rank, self.world.size, start)
+
+    def _loader(self) -> DataLoader:
+        workers = self.preset.data.workers
         return DataLoader(
             self.dataset,
-            batch_sampler=sampler,
-            num_workers=data.workers,
+            batch_sampler=self._sampler(self.position),
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
-            persistent_workers=data.workers > 0,
+            persistent_workers=workers > 0,
+            worker_init_fn=ignore_stop_signals if workers else None,
         )
+
+    def _note_unreadable(self, reports: list[str]) -> None:
+        """Count and warn about crops the dataset replaced; stop when the dataset is clearly gone."""
+        for report in filter(None, reports):
+            names = report.split("\n")
+            if len(names) >= MAX_UNREADABLE_IN_A_ROW:
+                root = self.train_crops.root
+                raise InputError(
+                    f"{len(names)} crops in a row could not be read ({root / names[0]} ... {names[-1]}): "
+                    f"is {root} still there and complete? Rerun `facedancer prepare SRC {root}` to rebuild it"
+                )
+            for name in names:
+                if name in self.unreadable:
+                    continue
+                self.unreadable.add(name)
+                if len(self.unreadable) <= 5:
+                    warnings.warn(
+                        f"skipping unreadable crop {self.train_crops.root / name} (the next crop takes its place)",
+                        stacklevel=2,
+                    )
+                elif len(self.unreadable) == 6:
+                    warnings.warn("more unreadable crops: counted as data/unreadable in metrics.jsonl", stacklevel=2)
 
     def _to_device(self, x: Tensor) -> Tensor:
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -318,6 +369,7 @@ class Trainer:
         if self._batches is None:
             self._batches = iter(self._loader())
         raw = next(self._batches)
+        self._note_unreadable(raw["unreadable"])
         aug = self.preset.data.augment
         key = (self.cfg.seed, self.position, self.world.rank)
         self.position += 1
@@ -452,6 +504,7 @@ class Trainer:
         bs = self.cfg.batch_size
         for i in range(0, len(self.val_pairs), bs):
             items = [self.val_dataset[p] for p in self.val_pairs[i : i + bs]]
+            self._note_unreadable([it["unreadable"] for it in items])
             yield (self._to_device(torch.stack([it[k] for it in items])) for k in ("target", "source"))
 
     @torch.no_grad()
@@ -508,6 +561,7 @@ class Trainer:
                 "sched_d": self.sched_d.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "rng": rngs,
+                "dataset": self.train_crops.fingerprint,
             }
             models = {"generator": (self.generator, meta), "discriminator": (self.discriminator, meta)}
             path = checkpoint.save(self.run_dir / "checkpoints", self.step, models, state, self.cfg.keep_checkpoints)
@@ -515,21 +569,37 @@ class Trainer:
         return path
 
     def load(self, path: Path) -> None:
-        """Restore models, optimisers, schedules, scaler, RNG states and the data position."""
-        for name, model in (("generator", self.generator), ("discriminator", self.discriminator)):
-            model.load_weights(load_file(str(path / name / WEIGHTS_NAME), device=str(self.device)), path / name)
-        self.init_meta = {k: v for k, v in read_meta(path / "generator").items() if k in ("init", "licence")}
+        """Restore models, optimisers, schedules, scaler, RNG states and the data position.
+
+        A checkpoint that cannot be read is a :class:`CheckpointError` (:meth:`resume` then tries the
+        previous one); one that does not fit this run (other processes, another dataset) a ConfigError.
+        """
         state = checkpoint.load_state(path)
         if state["world_size"] != self.world.size:
             raise ConfigError(
                 f"{path} was written by {state['world_size']} processes; resume with the same number "
                 f"(the data position is per process), not {self.world.size}"
             )
+        recorded = state.get("dataset")
+        if recorded and recorded != self.train_crops.fingerprint:
+            raise ConfigError(
+                f"{self.preset.data.root} is not the dataset {path} was trained on (its manifest.csv changed): "
+                "resume needs the same prepared dataset; start a new run for other data"
+            )
+        for name, model in (("generator", self.generator), ("discriminator", self.discriminator)):
+            weights = path / name / WEIGHTS_NAME
+            try:
+                tensors = load_file(str(weights), device=str(self.device))
+            except Exception as e:  # safetensors reports a truncated file with its own error types
+                raise CheckpointError(f"{weights} is truncated or corrupt ({reason(e)})") from None
+            model.load_weights(tensors, path / name)
+        self.init_meta = {k: v for k, v in read_meta(path / "generator").items() if k in ("init", "licence")}
         self.opt_g.load_state_dict(state["optim_g"])
         self.opt_d.load_state_dict(state["optim_d"])
         self.sched_g.load_state_dict(state["sched_g"])
         self.sched_d.load_state_dict(state["sched_d"])
-        self.scaler.load_state_dict(state["scaler"])
+        if state["scaler"] or not self.scaler.is_enabled():  # empty when written without fp16
+            self.scaler.load_state_dict(state["scaler"])
         self.step, self.position = state["step"], state["position"]
         self._batches = None
         rng = state["rng"][self.world.rank]
@@ -538,6 +608,45 @@ class Trainer:
         random.setstate(rng["python"])
         if "cuda" in rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
+
+    def resume(self, changed: dict[str, list[Any]] | None = None) -> Path:
+        """Load the newest readable checkpoint of this run and apply the settings changed since.
+
+        An unreadable checkpoint (truncated by a disk fault, a kill before fsync existed) is named in a
+        warning and the previous complete one is used; the run then re-does the steps in between.
+        """
+        folder = self.run_dir / "checkpoints"
+        found = checkpoint.candidates(folder)
+        if not found:
+            raise CheckpointError(f"no checkpoint in {folder} (nothing to resume)")
+        unreadable = []
+        for path in found:
+            try:
+                self.load(path)
+                break
+            except CheckpointError as e:
+                unreadable.append(f"{path.name}: {e}")
+        else:
+            raise CheckpointError(f"no readable checkpoint in {folder}: " + "; ".join(unreadable))
+        if unreadable:
+            warnings.warn(
+                f"resuming from {path.name}, the newest readable checkpoint ({'; '.join(unreadable)})", stacklevel=2
+            )
+        changed = changed or {}
+        if any(k in changed for k in resume_rules.OPTIMISER):
+            self.apply_optimiser_settings()
+        self._resumed = {"from": path.name, "changed": changed, "unreadable_checkpoints": len(unreadable)}
+        return path
+
+    def apply_optimiser_settings(self) -> None:
+        """Write train.lr/betas/eps and the schedule into the restored optimisers, which hold the old ones."""
+        cfg = self.cfg
+        lr = cfg.lr * cfg.lr_decay ** (self.step / cfg.lr_decay_steps)
+        for opt, sched in ((self.opt_g, self.sched_g), (self.opt_d, self.sched_d)):
+            for group in opt.param_groups:
+                group.update(lr=lr, initial_lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
+            sched.base_lrs = [cfg.lr] * len(opt.param_groups)
+            sched._last_lr = [lr] * len(opt.param_groups)  # what get_last_lr() reports until the next step
 
     def check_replicas(self) -> list[str]:
         """Digest of G and D on every rank; a :class:`TrainingError` if any rank differs."""
@@ -556,10 +665,13 @@ class Trainer:
         cfg = self.cfg
         in_main_thread = threading.current_thread() is threading.main_thread()  # signals only reach it
         signals = (signal.SIGTERM, signal.SIGINT) if in_main_thread else ()
+        self._stop = None  # a signal stops one fit(); a resumed one starts afresh
         previous = {s: signal.signal(s, self._on_signal) for s in signals}
         samples_per_step = cfg.batch_size * cfg.accumulate * self.world.size
         last_saved: Path | None = None
         status = "finished"
+        if self._resumed is not None and self.monitor is not None:
+            self.monitor.resumed(self.step, self._resumed)
         try:
             while self.step < cfg.steps:
                 values = self.train_step()
@@ -581,13 +693,16 @@ class Trainer:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
-        return Result(self.run_dir, self.step, status, last_saved)
+        return Result(self.run_dir, self.step, status, last_saved, len(self.unreadable))
 
     def _log(self, values: dict[str, float], samples_per_step: int) -> None:
         cfg, monitor = self.cfg, self.monitor
         monitor.accumulate(values)
         if cfg.log_every and (self.step % cfg.log_every == 0 or self.step == 1):
-            monitor.flush_interval(self.step, samples_per_step, {"lr": self.sched_g.get_last_lr()[0]})
+            extra = {"lr": self.sched_g.get_last_lr()[0]}
+            if self.unreadable:
+                extra["data/unreadable"] = len(self.unreadable)
+            monitor.flush_interval(self.step, samples_per_step, extra)
         if self.val_pairs and cfg.val_every and self.step % cfg.val_every == 0:
             monitor.write(self.step, self.validate())
         if self.val_pairs and cfg.image_every and self.step % cfg.image_every == 0:
@@ -609,29 +724,54 @@ def train(
     world = distributed.init(resolve_device(preset.train.device, distributed.World()).type)
     try:
         preset = resolve_perceptual(preset)
+        changed = None
         if resume is not None:
             run_dir = Path(resume)
+            recorded = resolve_perceptual(from_dict(Preset, load_run_config(run_dir)))
+            changed = resume_rules.changes(to_dict(recorded), to_dict(preset))
+            resume_rules.check(changed, run_dir)
+            if not checkpoint.candidates(run_dir / "checkpoints"):
+                raise CheckpointError(f"no checkpoint in {run_dir / 'checkpoints'} (nothing to resume)")
         else:
-            made = new_run_dir(preset.train.out_dir, preset.name) if world.main else None
+            out_dir = Path(preset.train.out_dir)
+            made_out_dir = not out_dir.exists()
+            made = new_run_dir(out_dir, preset.name) if world.main else None
             run_dir = Path(str(distributed.broadcast_object(str(made) if made else None, world)))
         try:
             trainer = Trainer(preset, run_dir, world, encoder, resuming=resume is not None)
-        except Exception:
+        except Exception as e:
             if resume is None and world.main:  # a config error leaves no empty run directory behind
                 shutil.rmtree(run_dir, ignore_errors=True)
+                if made_out_dir:
+                    shutil.rmtree(out_dir, ignore_errors=True)
+            if isinstance(e, OSError):
+                raise OutputError(f"cannot start the run in {run_dir}: {reason(e)}") from None
             raise
         try:
             if resume is not None:
-                trainer.load(checkpoint.latest(run_dir / "checkpoints"))
-                if world.main:
-                    write_config(preset, run_dir)  # overrides given on resume (e.g. more steps) are recorded
-            elif world.main:
+                trainer.resume(changed)
+                if changed and world.main:
+                    warnings.warn(f"resuming with changed settings: {resume_rules.describe(changed)}", stacklevel=2)
+            if world.main:  # what this run now uses, including the changes a resume made
                 write_config(preset, run_dir)
             return trainer.fit()
+        except OSError as e:  # a full disk while logging
+            where = f" ({e.filename})" if e.filename else ""
+            raise OutputError(f"training stopped: {reason(e)}{where}; {_resume_hint(run_dir)}") from None
+        except OutputError as e:  # a full disk while checkpointing
+            raise OutputError(f"{e}; {_resume_hint(run_dir)}") from None
         finally:
             trainer.close()
     finally:
         distributed.shutdown(world)
+
+
+def _resume_hint(run_dir: Path) -> str:
+    """Where a run that stopped on a failed write can go on from (its partial files are already gone)."""
+    found = checkpoint.candidates(run_dir / "checkpoints")
+    if not found:
+        return "no checkpoint was written"
+    return f"{found[0].name} is intact: free some space and continue with `facedancer train --resume {run_dir}`"
 
 
 def load_run_config(run_dir: str | Path) -> dict[str, Any]:
