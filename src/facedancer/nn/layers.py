@@ -7,6 +7,8 @@ InstanceNorm with a learnable affine and eps 1e-3 (tensorflow_addons), AdaIN *wi
 
 from __future__ import annotations
 
+import hashlib
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -93,6 +95,16 @@ def parameter_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def weights_digest(module: nn.Module) -> str:
+    """sha256 of a module's weights (names and bytes): data-parallel replicas are checked against it, and
+    exported inference graphs are cached under it."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 __all__ = [
     "AdaIN",
     "ResDown",
@@ -101,4 +113,5 @@ __all__ = [
     "keras_init_",
     "parameter_count",
     "upsample2x",
+    "weights_digest",
 ]
