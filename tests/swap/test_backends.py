@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -114,6 +116,24 @@ def test_auto_passes_over_a_backend_that_is_not_exact(generator, fresh_home, mon
     monkeypatch.setattr(backends, "PARITY_TOLERANCE", 0.0)  # no runtime reproduces torch bit for bit
     with pytest.warns(UserWarning, match="is not exact for this model"):
         runner = GeneratorRunner(generator, CPU)
+    assert runner.description == "eager fp32"
+
+
+def test_auto_runs_torch_when_the_export_fails(generator, fresh_home, monkeypatch):
+    monkeypatch.setattr(backends, "native_bf16", lambda device: False)
+
+    def broken(*args):
+        raise RuntimeError("unsupported operator aten::foo\n(exporter log)")
+
+    monkeypatch.setattr(backends, "export_onnx", broken)
+    graph_backends = [b for b in AUTO_ORDER if b in GRAPH_BACKENDS and installed(b)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runner = GeneratorRunner(generator, CPU)
+    said = [str(w.message) for w in caught]
+    assert said == [
+        f"{b} cannot run this model (unsupported operator aten::foo); trying the next backend" for b in graph_backends
+    ]
     assert runner.description == "eager fp32"
 
 
