@@ -42,6 +42,20 @@ class AdaIN(nn.Module):
         return self.scale(w)[:, :, None, None] * x + self.bias(w)[:, :, None, None]
 
 
+def modulated_instance_norm(x: Tensor, norm: nn.InstanceNorm2d, adain: AdaIN, w: Tensor) -> Tensor:
+    """``adain(norm(x), w)`` as one normalisation kernel: ``s (g x^ + b) + t = (s g) x^ + (s b + t)`` is a
+    per-sample, per-channel affine, which batch_norm over the (1, B*C) view applies in the same pass that
+    computes the statistics (F.instance_norm itself is that view). Training uses it: forward and backward
+    skip AdaIN's two elementwise passes over the feature map, equal to the plain chain within fp32 round-off.
+    Inference keeps the plain chain, which the exported graphs carry and the runtimes fuse themselves."""
+    b, c, h, wd = x.shape
+    scale, shift = adain.scale(w), adain.bias(w)
+    weight = (scale * norm.weight).reshape(-1)
+    bias = (scale * norm.bias + shift).reshape(-1)
+    flat = x.reshape(1, b * c, h, wd)
+    return F.batch_norm(flat, None, None, weight, bias, training=True, eps=norm.eps).view(b, c, h, wd)
+
+
 class ResDown(nn.Module):
     """Encoder block: IN -> LReLU -> Conv3x3 -> AvgPool, plus a Conv1x1 -> AvgPool skip."""
 
@@ -72,7 +86,8 @@ class ResUp(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        main = self.conv(F.leaky_relu(self.adain(self.norm(x), w), LEAKY_SLOPE))
+        styled = modulated_instance_norm(x, self.norm, self.adain, w) if self.training else self.adain(self.norm(x), w)
+        main = self.conv(F.leaky_relu(styled, LEAKY_SLOPE))
         skip = self.skip(x)
         if self.resample:
             main, skip = upsample2x(main), upsample2x(skip)
@@ -111,6 +126,7 @@ __all__ = [
     "ResUp",
     "instance_norm",
     "keras_init_",
+    "modulated_instance_norm",
     "parameter_count",
     "upsample2x",
     "weights_digest",
