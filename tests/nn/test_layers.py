@@ -1,9 +1,12 @@
-"""ResUp's training-time fused normalisation is the plain InstanceNorm -> AdaIN chain, forward and backward."""
+"""The blocks' cheaper computations equal the official order of operations, forward and backward."""
 
+import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from facedancer.nn import Generator, GeneratorConfig
-from facedancer.nn.layers import ResUp
+from facedancer.nn.layers import ResUp, conv_pool2x
 
 
 def test_fused_instance_norm_and_adain_equal_the_plain_chain():
@@ -46,3 +49,20 @@ def test_generator_output_is_the_same_in_train_and_eval_mode():
     with torch.no_grad():
         a, b = g.eval()(x, z), g.train()(x, z)
     assert (a - b).abs().max() <= 1e-5 * a.abs().max()
+
+
+@pytest.mark.parametrize("kernel, padding", [(3, 1), (1, 0), (5, 2)])
+def test_conv_then_pool_computed_the_cheap_way_equals_the_official_order(kernel, padding):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(6, 5, kernel, padding=padding)
+    x = torch.randn(2, 6, 16, 16, requires_grad=True)
+    grads = []
+    for f in (lambda: F.avg_pool2d(conv(x), 2), lambda: conv_pool2x(conv, x)):
+        x.grad = None
+        conv.zero_grad()
+        y = f()
+        (y * torch.linspace(-1, 1, y.numel()).view_as(y)).sum().backward()
+        grads.append((y.detach(), x.grad.clone(), conv.weight.grad.clone(), conv.bias.grad.clone()))
+    for official, cheap in zip(*grads, strict=True):
+        assert official.shape == cheap.shape
+        assert (official - cheap).abs().max() <= 1e-5 * official.abs().max()

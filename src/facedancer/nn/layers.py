@@ -21,6 +21,25 @@ def instance_norm(channels: int) -> nn.InstanceNorm2d:
     return nn.InstanceNorm2d(channels, affine=True, eps=IN_EPS)
 
 
+def conv_pool2x(conv: nn.Conv2d, x: Tensor) -> Tensor:
+    """``avg_pool2d(conv(x), 2)``, the official order, computed the cheap way; equal in exact arithmetic.
+
+    Both operations are linear, so a 1x1 convolution commutes with the pool: pooling first convolves a
+    quarter of the pixels. A 3x3 convolution (padding 1) followed by the 2x2 mean is one 4x4 convolution
+    of stride 2 whose kernel is the 3x3 kernel box-filtered (zero padding agrees): 2.25x fewer
+    multiply-adds. Forward + backward at batch 8 on a CPU core run 2-3.5x faster (PAPER.md §1.3's blocks,
+    weights unchanged: the parameters stay the 3x3 and 1x1 kernels of the official model).
+    """
+    plain = conv.stride == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+    if plain and conv.kernel_size == (1, 1) and conv.padding == (0, 0):
+        return conv(F.avg_pool2d(x, 2))
+    if plain and conv.kernel_size == (3, 3) and conv.padding == (1, 1):
+        w = conv.weight
+        k = 0.25 * (F.pad(w, (0, 1, 0, 1)) + F.pad(w, (1, 0, 0, 1)) + F.pad(w, (0, 1, 1, 0)) + F.pad(w, (1, 0, 1, 0)))
+        return F.conv2d(x, k, conv.bias, stride=2, padding=1)
+    return F.avg_pool2d(conv(x), 2)
+
+
 def upsample2x(x: Tensor) -> Tensor:
     """Keras UpSampling2D(interpolation='bilinear'): half-pixel centres, i.e. align_corners=False."""
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -67,11 +86,10 @@ class ResDown(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        main = self.conv(F.leaky_relu(self.norm(x), LEAKY_SLOPE))
-        skip = self.skip(x)
-        if self.resample:
-            main, skip = F.avg_pool2d(main, 2), F.avg_pool2d(skip, 2)
-        return main + skip
+        h = F.leaky_relu(self.norm(x), LEAKY_SLOPE)
+        if self.resample:  # conv -> AvgPool on both paths
+            return conv_pool2x(self.conv, h) + conv_pool2x(self.skip, x)
+        return self.conv(h) + self.skip(x)
 
 
 class ResUp(nn.Module):
@@ -124,6 +142,7 @@ __all__ = [
     "AdaIN",
     "ResDown",
     "ResUp",
+    "conv_pool2x",
     "instance_norm",
     "keras_init_",
     "modulated_instance_norm",
