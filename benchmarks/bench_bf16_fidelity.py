@@ -66,8 +66,8 @@ def main() -> None:
     console = Console(width=150)
     detector, encoder = YuNetDetector(), load_encoder("sface")
 
-    def identity(image: np.ndarray) -> np.ndarray:
-        crop, _ = align(image, detector.detect(image).landmarks[0], encoder.input_size)
+    def identity(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        crop, _ = align(image, landmarks, encoder.input_size)
         with torch.inference_mode():
             z = encoder(from_uint8(crop))[0].numpy()
         return z / np.linalg.norm(z)
@@ -88,13 +88,15 @@ def main() -> None:
             prepared = reference.source(source)
             want = reference.swap_image(prepared, target)
             face = np.any(want != target, axis=2)
-            z_source, z_want = identity(source), identity(want)
-            crop = from_uint8(align(target, detector.detect(target).landmarks[0], reference.swapper.crop_size)[0])
+            # the swapped photos are embedded at the target's face (a random-init face may not be detected)
+            at_source, at_target = (detector.detect(image).landmarks[0] for image in (source, target))
+            z_source, z_want = identity(source, at_source), identity(want, at_target)
+            crop = from_uint8(align(target, at_target, reference.swapper.crop_size)[0])
             z = torch.as_tensor(prepared.state)[None].float()
             want_crop = reference.swapper.runner(crop * 2 - 1, z)
             for name, swapper in swappers.items():
                 got = swapper.swap_image(prepared, target)
-                z_got = identity(got)
+                z_got = identity(got, at_target)
                 rows[name].append(
                     (
                         image_psnr(want[face], got[face]),
