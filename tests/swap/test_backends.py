@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -198,3 +201,24 @@ def test_cli_help_says_when_bf16_is_chosen(run):
     assert code == 0
     flat = " ".join(out.replace("│", " ").split())
     assert "natively" in flat and "40 dB" in flat and "fp32 everywhere else" in flat
+
+
+@_needs("openvino")
+def test_openvino_runs_without_loading_its_telemetry(generator, tmp_path):
+    # importing openvino's conversion tools sends a usage event to Intel (and writes ~/intel): never do it
+    script = (
+        "import sys, torch\n"
+        "from facedancer.nn import Generator\n"
+        "from facedancer.swap.backends import GeneratorRunner\n"
+        f"g = Generator.from_pretrained({str(tmp_path / 'model')!r})\n"
+        "runner = GeneratorRunner(g, torch.device('cpu'), 'openvino', 'fp32')\n"
+        "runner(torch.zeros(1, 3, 256, 256), torch.zeros(1, 128))\n"
+        "print(sorted(m for m in sys.modules if 'telemetry' in m or m.startswith('openvino.tools')))\n"
+    )
+    generator.save_pretrained(tmp_path / "model")
+    env = {**os.environ, "HOME": str(tmp_path)}  # FACEDANCER_HOME: the test cache, with the exported graphs
+    env.pop("CI", None)  # the telemetry stays off in CI by itself: test what a user gets
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert not (tmp_path / "intel").exists()

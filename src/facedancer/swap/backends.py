@@ -25,12 +25,14 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import ModuleType
 from typing import Literal, Protocol
 
 import numpy as np
@@ -79,12 +81,34 @@ class Runner(Protocol):
 
 
 # --- what this machine has ---------------------------------------------------------------------------
+def import_openvino() -> ModuleType:
+    """OpenVINO's runtime without its model-conversion tools.
+
+    ``import openvino`` also imports ``openvino.tools.ovc``, which on import sends a usage event to
+    Intel's telemetry (and writes a client id under ``~/intel``) unless the user opted out. facedancer
+    needs only the runtime and must not reach the network, so the tools are kept out of this import (the
+    package itself skips them when they fail to import); a later explicit import of them still works.
+    """
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    tools = "openvino.tools.ovc"
+    blocked = tools not in sys.modules
+    if blocked:
+        sys.modules[tools] = None  # type: ignore[assignment]  # makes `import openvino.tools.ovc` fail
+    try:
+        import openvino
+    finally:
+        if blocked:
+            del sys.modules[tools]
+    return openvino
+
+
 def installed(backend: str) -> bool:
     """Whether a backend can run here (torch always can; the runtimes if their package imports)."""
     if backend not in PACKAGES:
         return True
     try:
-        import_module(PACKAGES[backend])
+        import_openvino() if backend == "openvino" else import_module(PACKAGES[backend])
     except ImportError:
         return False
     return True
@@ -122,9 +146,7 @@ def native_bf16(device: torch.device) -> bool:
     if flags:
         return bool(flags & NATIVE_BF16_FLAGS)
     if installed("openvino"):
-        import openvino
-
-        return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in import_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return False
 
 
@@ -179,10 +201,8 @@ class OpenVINORunner:
     backend = "openvino"
 
     def __init__(self, graph: Path, precision: str) -> None:
-        import openvino
-
         self.precision = precision
-        self.core = openvino.Core()
+        self.core = import_openvino().Core()
         self.model = self.core.read_model(str(graph))
         # OpenVINO runs in bf16 by default on bf16 hardware: fp32 must be asked for
         self.config = {
