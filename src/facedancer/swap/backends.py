@@ -358,17 +358,19 @@ class GeneratorRunner:
                 )
             self._build(backend, precision, must_match=False)
             return
-        for name in AUTO_ORDER if self.device.type == "cpu" else ("eager",):
+        runtimes = [b for b in AUTO_ORDER if b in GRAPH_RUNNERS] if self.device.type == "cpu" else []
+        for name in runtimes:
             if not installed(name) or (precision != "auto" and precision not in PRECISIONS[name]):
                 continue
             try:
-                self._build(name, precision, must_match=name != "eager")
+                self._build(name, precision, must_match=True)
                 return
             except _NotExact as e:
                 warnings.warn(f"{name} is not exact for this model ({e}); trying the next backend", stacklevel=4)
             except Exception as e:  # an export or a runtime that fails on this model: the next one may not
                 why = (str(e).splitlines() or [type(e).__name__])[0]
                 warnings.warn(f"{name} cannot run this model ({why}); trying the next backend", stacklevel=4)
+        self._build("eager", precision, must_match=False)  # the reference itself: always there, always exact
 
     def _build(self, backend: str, precision: str, must_match: bool) -> None:
         """Set the runner for ``backend``; anything but torch eager is first checked against torch fp32 eager
