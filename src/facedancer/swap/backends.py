@@ -4,11 +4,13 @@
 fp32 within :data:`PARITY_TOLERANCE` on a probe, and bf16 only where the hardware has it natively and the
 model's bf16 output stays within :data:`BF16_MIN_PSNR` of its fp32 output on the first faces it swaps.
 
-Why a fixed order and not a per-machine timing: the ranking measured on a 2-core AVX-512 CPU for the paper
-generator (issue 12, ``benchmarks/bench_backends.py``: OpenVINO 317 ms/face, ONNX Runtime 322, torch.compile
-376, torch eager 592 in fp32; OpenVINO bf16 151, torch.compile bf16 160-171) separates the backends by more
-than a timing taken on a busy machine could resolve, and timing every backend on a user's first run would
-cost more (an export per runtime, 30-80 s of ``torch.compile``) than the differences it could find.
+Why a fixed order and not a per-machine timing: the ranking measured on a 2-core AVX512-BF16 CPU for the
+paper generator (``benchmarks/bench_backends.py``, ms per face in fp32: ONNX Runtime 122, OpenVINO 129,
+torch.compile 151, torch eager 330; bf16: OpenVINO 58, torch.compile 73, torch eager 167; issue 12's run
+had OpenVINO 317 and ONNX Runtime 322 before the cheaper conv + pool) separates the runtimes from torch by
+more than a timing taken on a busy machine could resolve, puts the two runtimes within 6% of each other in
+fp32, and only OpenVINO has bf16; timing every backend on a user's first run would cost more (an export
+per runtime, 15-80 s of ``torch.compile``) than the differences it could find.
 ``torch.compile`` is never chosen by ``auto``: it is slower than both runtimes and its first call takes
 tens of seconds in every new process. What must be checked per model is exactness, so that is probed, for
 every backend but torch eager itself (the reference).
