@@ -2,6 +2,7 @@
 
     python benchmarks/bench_swap.py                          # CPU, default clips and models
     python benchmarks/bench_swap.py --device cuda --precision bf16 --models facedancer-lite-random
+    python benchmarks/bench_swap.py --backend eager --precision fp32   # the swap as it ran before --backend auto
     python benchmarks/bench_swap.py --clips video_retalking/5.mp4 --max-frames 60 --repeats 1
 
 Models: "classical" (no network), or a generator built from a preset with random weights
@@ -50,8 +51,9 @@ def main() -> None:
     )
     parser.add_argument("--source", default=str(DATA / "lfw/Aaron_Peirsol/Aaron_Peirsol_0001.jpg"))
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"])
-    parser.add_argument("--compile", action="store_true", help="torch.compile the generators (first run compiles)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    parser.add_argument("--backend", default="auto", choices=["auto", "eager", "compile", "onnxruntime", "openvino"])
+    parser.add_argument("--compile", action="store_true", help="same as --backend compile")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the swapper's (1 on CPU, 8 on GPU)")
     parser.add_argument("--max-frames", type=int, default=90)
     parser.add_argument("--repeats", type=int, default=3)
@@ -61,7 +63,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU x{torch.get_num_threads()}"
     batch = args.batch_size or default_batch_size(torch.device(args.device))
     table = Table(
-        title=f"video swap, {device}, {args.precision}{', compiled' if args.compile else ''}, batch {batch}, "
+        title=f"video swap, {device}, backend {'compile' if args.compile else args.backend}, precision "
+        f"{args.precision}, batch {batch}, "
         f"first {args.max_frames} frames, median of {args.repeats}"
     )
     first = args.models[0]
@@ -75,6 +78,7 @@ def main() -> None:
                 device=args.device,
                 precision=args.precision,
                 compile=args.compile,
+                backend=args.backend,
                 batch_size=args.batch_size,
             )
             source = swapper.source(args.source)

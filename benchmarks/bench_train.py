@@ -3,6 +3,7 @@ on real crops.
 
     python benchmarks/bench_train.py --data LFW_CROPS                                # CPU, default presets
     python benchmarks/bench_train.py --data LFW_CROPS --presets tiny-64 --batch 4 --steps 3   # a quick check
+    python benchmarks/bench_train.py --data LFW_CROPS --presets facedancer-lite --size 128 --batch 8  # issue 12's step
     python benchmarks/bench_train.py --data LFW_CROPS --device cuda --precision bf16 --batch 10
 
 ``LFW_CROPS`` is a folder made by ``facedancer prepare``. Each preset runs in its own process, so the
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import resource
 import statistics
 import tempfile
@@ -38,6 +40,8 @@ def measure(preset_name: str, args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     preset = resolve_perceptual(load_preset(preset_name))
+    if args.size:
+        preset = at_size(preset, args.size)
     overrides = {"tensorboard": False, "device": args.device, "precision": args.precision, "compile": args.compile}
     if args.batch:
         overrides["batch_size"] = args.batch
@@ -82,6 +86,18 @@ def measure(preset_name: str, args: argparse.Namespace) -> dict:
         }
 
 
+def at_size(preset, size: int):
+    """The preset at another image size, its fusion layout scaled with it (AFFA at 32/64/128 px and concat at
+    256 px become AFFA at 16/32/64 and concat at 128 at half the size)."""
+    g = preset.generator
+    fusion = {r * size // g.image_size: kind for r, kind in g.fusion.items()}
+    return replace(
+        preset,
+        generator=replace(g, image_size=size, fusion=fusion),
+        discriminator=replace(preset.discriminator, image_size=size),
+    )
+
+
 def _child(preset: str, args: argparse.Namespace, queue) -> None:
     try:
         queue.put(measure(preset, args))
@@ -109,6 +125,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="a folder made by `facedancer prepare`")
     parser.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS)
     parser.add_argument("--batch", type=int, default=0, help="images per step (0 = the preset's)")
+    parser.add_argument("--size", type=int, default=0, help="image size in px (0 = the preset's, 256)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--device", default="cpu")
@@ -119,7 +136,11 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console(width=150)
-    table = Table(title=f"training throughput, {args.device}, median of {args.steps} steps after {args.warmup} warm-up")
+    load = os.getloadavg()[0]
+    table = Table(
+        title=f"training throughput, {args.device}, median of {args.steps} steps after {args.warmup} warm-up, "
+        f"1-min load average {load:.1f} at the start"
+    )
     first = args.presets[0]
     baseline = None  # samples/s of the first preset, the ratio's baseline
     for col in ("preset", "G params", "px", "batch", "samples/s", f"x {first}", "s/step", "peak MiB", "device"):

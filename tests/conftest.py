@@ -37,10 +37,21 @@ def lfw(shared: Path) -> Path:
     return shared / "data" / "lfw"
 
 
+@pytest.fixture(scope="session")
+def _exported_graphs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("graphs")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never write to the user's cache, nor see each other's."""
-    monkeypatch.setenv("FACEDANCER_HOME", str(tmp_path / "facedancer-home"))
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, _exported_graphs: Path
+) -> None:
+    """Tests never write to the user's cache, nor see each other's, except the exported generator graphs:
+    those are keyed by the weights' digest (one model, one graph), and exporting takes seconds a model.
+    The cache lies outside ``tmp_path``, which tests may expect to hold only what they wrote."""
+    home = tmp_path_factory.mktemp("facedancer-home")
+    (home / "graphs").symlink_to(_exported_graphs, target_is_directory=True)
+    monkeypatch.setenv("FACEDANCER_HOME", str(home))
 
 
 def pytest_configure(config: pytest.Config) -> None:

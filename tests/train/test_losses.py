@@ -106,6 +106,9 @@ def test_r1_on_a_known_function():
     # the fp16 GradScaler path: scaling the logits does not change the penalty
     logits = (w * x.square()).flatten(1).sum(1)
     assert R1Penalty(10.0)(logits, x, scale=65536.0).item() == pytest.approx(expected.item(), rel=1e-5)
+    # ... also given as a tensor, as the trainer passes it (no host sync for GradScaler.get_scale())
+    logits = (w * x.square()).flatten(1).sum(1)
+    assert R1Penalty(10.0)(logits, x, scale=torch.tensor(65536.0)).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_reconstruction_sees_same_pairs_only():

@@ -156,7 +156,7 @@ def test_bad_uploads_are_refused_with_one_line(client, app, pair, bad_uploads, c
         ({"max_frames": "two"}, "max_frames 'two': expected a whole number"),
         ({"colour": "maybe"}, "colour 'maybe': expected true or false"),
         ({"mask": "oval"}, "mask 'oval': expected one of landmarks, rect-image, rect-video"),
-        ({"precision": "fp8"}, "precision 'fp8': expected one of fp32, fp16, bf16"),
+        ({"precision": "fp8"}, "precision 'fp8': expected one of auto, fp32, fp16, bf16"),
     ],
 )
 def test_bad_options_are_refused_with_one_line(client, app, pair, data, message):

@@ -122,7 +122,8 @@ def load_contenders(
     if clash := {COPY_TARGET, PASTE_SOURCE} & set(models):
         raise ConfigError(f"{clash.pop()} is a baseline name, not a model")
     blend = blend or BlendConfig()
-    swappers = [load_crop_swapper(spec, device, encoder_weights=encoder_weights) for spec in models]
+    # fp32: a metric must not move with the CPU it runs on (auto would take bf16 where it is native)
+    swappers = [load_crop_swapper(spec, device, "fp32", encoder_weights) for spec in models]
     names = [s.name for s in swappers]
     if len(set(names)) != len(names) or {COPY_TARGET, PASTE_SOURCE} & set(names):
         names = list(models)

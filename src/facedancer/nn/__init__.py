@@ -3,7 +3,7 @@
 from facedancer.nn.discriminator import Discriminator, DiscriminatorConfig
 from facedancer.nn.fusion import AFFA, FUSION_TYPES, make_fusion
 from facedancer.nn.generator import PAPER_FUSION, Generator, GeneratorConfig
-from facedancer.nn.layers import AdaIN, ResDown, ResUp, keras_init_, parameter_count
+from facedancer.nn.layers import AdaIN, ResDown, ResUp, keras_init_, parameter_count, weights_digest
 from facedancer.nn.mapping import MappingNetwork
 from facedancer.nn.pretrained import Pretrained
 
@@ -23,4 +23,5 @@ __all__ = [
     "keras_init_",
     "make_fusion",
     "parameter_count",
+    "weights_digest",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facedancer.nn.layers import LEAKY_SLOPE, instance_norm, keras_init_
+from facedancer.nn.layers import LEAKY_SLOPE, conv_pool2x, instance_norm, keras_init_
 from facedancer.nn.pretrained import Pretrained
 
 HEAD_SIZE = 4
@@ -50,9 +50,9 @@ class DiscriminatorBlock(nn.Module):
         self.skip = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        main = F.avg_pool2d(self.conv1(F.leaky_relu(self.norm1(x), LEAKY_SLOPE)), 2)
+        main = conv_pool2x(self.conv1, F.leaky_relu(self.norm1(x), LEAKY_SLOPE))
         main = self.conv2(F.leaky_relu(self.norm2(main), LEAKY_SLOPE))
-        return main + F.avg_pool2d(self.skip(x), 2)
+        return main + conv_pool2x(self.skip, x)
 
 
 class Discriminator(Pretrained):

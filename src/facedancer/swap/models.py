@@ -8,10 +8,9 @@ directory (``config.json`` + ``model.safetensors``), or ``classical``, the param
 
 from __future__ import annotations
 
-import warnings
 from importlib import resources
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -23,9 +22,7 @@ from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, loa
 from facedancer.io import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 from facedancer.nn import Generator
 from facedancer.nn.pretrained import CONFIG_NAME, read_meta
-
-Precision = Literal["fp32", "fp16", "bf16"]
-DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+from facedancer.swap.backends import Backend, GeneratorRunner, Precision
 
 #: the model ``facedancer swap`` uses when none is named
 DEFAULT_MODEL = "facedancer-lite"
@@ -78,7 +75,11 @@ def model_directory(spec: str | Path) -> Path:
 
 
 class GeneratorSwapper:
-    """A trained FaceDancer generator: ``G(x_t, z_s)`` on 256 crops, ``z_s`` from the identity encoder."""
+    """A trained FaceDancer generator: ``G(x_t, z_s)`` on 256 crops, ``z_s`` from the identity encoder.
+
+    The generator runs on the backend and precision :class:`~facedancer.swap.backends.GeneratorRunner`
+    resolves (``auto``: the fastest installed runtime that is exact for this model, bf16 where native).
+    """
 
     source_type = COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA  # a generated face in a real photo or video
 
@@ -88,27 +89,23 @@ class GeneratorSwapper:
         encoder: IdentityEncoder,
         name: str,
         device: torch.device,
-        precision: Precision = "fp32",
-        compile: bool = False,
+        precision: Precision = "auto",
+        backend: Backend = "auto",
     ) -> None:
         self.name = name
         self.device = device
-        self.dtype = DTYPES[precision]
-        # channels_last measured 1.0-1.15x faster in fp32 and 1.7-1.9x in bf16 on CPU (bench_generator.py)
-        self.generator = generator.eval().to(device=device, dtype=self.dtype, memory_format=torch.channels_last)
-        # torch.compile: 1.6-2.9x faster per face on CPU (bench_generator.py) after a first call of seconds
-        self._forward = torch.compile(self.generator, dynamic=False) if compile else self.generator
-        self.encoder = encoder.to(device)
         self.crop_size = generator.config.image_size
+        self.runner = GeneratorRunner(generator, device, backend, precision)
+        self.encoder = encoder.to(device)
 
     @classmethod
     def from_pretrained(
         cls,
         directory: str | Path,
         device: str | torch.device = "cpu",
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         encoder_weights: str | Path | None = None,
-        compile: bool = False,
+        backend: Backend = "auto",
     ) -> GeneratorSwapper:
         generator = Generator.from_pretrained(directory)
         meta = read_meta(directory)
@@ -120,7 +117,7 @@ class GeneratorSwapper:
                 f"{directory}: identity encoder {encoder_name!r} gives {encoder.embedding_dim}-d embeddings, "
                 f"the generator takes {dim}-d"
             )
-        return cls(generator, encoder, model_name(directory, meta), torch.device(device), precision, compile)
+        return cls(generator, encoder, model_name(directory, meta), torch.device(device), precision, backend)
 
     @torch.inference_mode()
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
@@ -129,18 +126,9 @@ class GeneratorSwapper:
 
     @torch.inference_mode()
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
-        x = (from_uint8(crops).to(self.device) * 2 - 1).contiguous(memory_format=torch.channels_last)
-        z = torch.stack([torch.as_tensor(s) for s in sources]).to(self.device)
-        x, z = x.to(self.dtype), z.to(self.dtype)
-        try:
-            y = self._forward(x, z).float()
-        except Exception as e:  # compilation failed (no C++ compiler, unsupported backend): run eagerly
-            if self._forward is self.generator:
-                raise
-            why = (str(e).splitlines() or [type(e).__name__])[0]
-            warnings.warn(f"torch.compile failed, running the generator eagerly: {why}", stacklevel=2)
-            self._forward = self.generator
-            y = self.generator(x, z).float()
+        x = from_uint8(crops) * 2 - 1
+        z = torch.stack([torch.as_tensor(s).float().cpu() for s in sources])
+        y = self.runner(x, z)
         # the output layer is linear (PAPER.md §1.3): map [-1, 1] to pixels and clip only here
         out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
@@ -187,10 +175,13 @@ def _encoder_for(identity_dim: int) -> str:
 def load_crop_swapper(
     model: str | Path = DEFAULT_MODEL,
     device: str | torch.device = "cpu",
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     encoder_weights: str | Path | None = None,
     compile: bool = False,
+    backend: Backend = "auto",
 ) -> CropSwapper:
+    """``compile=True`` is the older spelling of ``backend="compile"``."""
     if str(model) == CLASSICAL:
         return ClassicalSwapper()
-    return GeneratorSwapper.from_pretrained(model_directory(model), device, precision, encoder_weights, compile)
+    backend = "compile" if compile and backend == "auto" else backend
+    return GeneratorSwapper.from_pretrained(model_directory(model), device, precision, encoder_weights, backend)

@@ -48,6 +48,7 @@ from facedancer.io import (
     write_image,
 )
 from facedancer.io.formats import FALLBACK_OUTPUT_SUFFIX
+from facedancer.swap.backends import Backend
 from facedancer.swap.models import DEFAULT_MODEL, CropSwapper, Precision, load_crop_swapper
 from facedancer.swap.select import FaceMatcher, Selection
 
@@ -168,15 +169,16 @@ class FaceSwapper:
         model: str | Path = DEFAULT_MODEL,
         *,
         device: str | torch.device = "cpu",
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         detector: str = "yunet",
         compile: bool = False,
+        backend: Backend = "auto",
         **kwargs: object,
     ) -> FaceSwapper:
-        """``model``: a bundled model name, a model directory, or "classical". ``compile``: torch.compile
-        the generator, worth its first-call cost (seconds) on videos and folders, not on one photo."""
+        """``model``: a bundled model name, a model directory, or "classical". ``backend`` and ``precision``:
+        see :mod:`facedancer.swap.backends` (``compile=True`` is the older spelling of ``backend="compile"``)."""
         device = resolve_device(device)
-        swapper = load_crop_swapper(model, device, precision, compile=compile)
+        swapper = load_crop_swapper(model, device, precision, compile=compile, backend=backend)
         return cls(swapper, make_detector(detector, device), **kwargs)  # type: ignore[arg-type]
 
     @property

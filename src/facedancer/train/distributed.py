@@ -13,13 +13,14 @@ reducer does not support; averaging after backward is exact and keeps gradient a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from facedancer.nn import weights_digest as digest  # noqa: F401  (re-exported: the replica check)
 
 
 @dataclass(frozen=True)
@@ -87,15 +88,6 @@ def any_rank(flag: bool, world: World, device: torch.device) -> bool:
     t = torch.tensor([float(flag)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
-
-
-def digest(module: nn.Module) -> str:
-    """sha256 of a module's weights, to check that replicas have not drifted apart."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def gather(value: object, world: World) -> list[object]:

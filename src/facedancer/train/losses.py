@@ -76,7 +76,7 @@ class R1Penalty(nn.Module):
         super().__init__()
         self.gamma = gamma
 
-    def forward(self, real_logits: Tensor, real_images: Tensor, scale: float = 1.0) -> Tensor:
+    def forward(self, real_logits: Tensor, real_images: Tensor, scale: float | Tensor = 1.0) -> Tensor:
         (grad,) = torch.autograd.grad(real_logits.sum() * scale, real_images, create_graph=True)
         grad = grad.float() / scale
         return 0.5 * self.gamma * grad.square().flatten(1).sum(1).mean()
@@ -116,7 +116,11 @@ class IdentityLoss(nn.Module):
     """
 
     def forward(self, swap_embedding: Tensor, source_embedding: Tensor) -> Tensor:
-        return (1.0 - F.cosine_similarity(swap_embedding.float(), source_embedding.float(), dim=1)).mean()
+        return self.per_sample(swap_embedding, source_embedding).mean()
+
+    @staticmethod
+    def per_sample(swap_embedding: Tensor, source_embedding: Tensor) -> Tensor:
+        return 1.0 - F.cosine_similarity(swap_embedding.float(), source_embedding.float(), dim=1)
 
 
 class ReconstructionLoss(nn.Module):

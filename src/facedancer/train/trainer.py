@@ -25,6 +25,7 @@ resumption in ``metrics.jsonl``. Unreadable crops are skipped with a warning and
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 import re
 import shutil
@@ -73,6 +74,7 @@ from facedancer.train.losses import (
     R1Penalty,
     ReconstructionLoss,
     make_adversarial,
+    same_pair_mean,
     shallow_blocks,
 )
 from facedancer.train.monitor import Monitor
@@ -381,24 +383,33 @@ class Trainer:
         return Batch(target, source, same, self._embed(source), z_target, target_features)
 
     # --- the step -------------------------------------------------------------------------------
-    def discriminator_loss(self, b: Batch, swap: Tensor) -> dict[str, Tensor]:
+    def discriminator_loss(self, b: Batch, swap: Tensor, fake: Tensor | None = None) -> dict[str, Tensor]:
+        """L_D's terms; ``fake``: D's logits of the swap when the caller has them already (simultaneous)."""
         real_images = b.source.detach().requires_grad_(self.r1.gamma > 0)
         real = self.discriminator(real_images)
-        fake = self.discriminator(swap.detach())
+        if fake is None:
+            fake = self.discriminator(swap.detach())
         terms = {"adv": self.adversarial.discriminator(real.float(), fake.float())}
         if self.r1.gamma > 0:
-            terms["r1"] = self.r1(real, real_images, self.scaler.get_scale() if self.scaler.is_enabled() else 1.0)
+            # the GradScaler's scale as a tensor: get_scale() would wait for the GPU on every micro-batch
+            scale = self.scaler.scale(torch.ones((), device=self.device)) if self.scaler.is_enabled() else 1.0
+            terms["r1"] = self.r1(real, real_images, scale)
         return terms
 
-    def generator_loss(self, b: Batch, swap: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def generator_loss(
+        self, b: Batch, swap: Tensor, fake: Tensor | None = None
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """The weighted terms of L_G, and diagnostics that are logged but not optimised."""
         w = self.weights
         embedding, features = self.encode(swap)
-        terms = {"adv": self.adversarial.generator(self.discriminator(swap).float())}
+        terms = {"adv": self.adversarial.generator((self.discriminator(swap) if fake is None else fake).float())}
         terms["id"] = self.identity(embedding, b.z_source)
         # same pairs make the identity loss fall by mere reconstruction; cross pairs show real transfer
+        # (a masked mean, not embedding[~same]: boolean indexing and `any()` would wait for the GPU)
         cross = ~b.same
-        diagnostics = {"id_cross": self.identity(embedding[cross].detach(), b.z_source[cross])} if cross.any() else {}
+        id_cross = same_pair_mean(self.identity.per_sample(embedding.detach(), b.z_source), cross)
+        # a batch of same pairs only has no cross value: NaN, which _guard leaves out of the logged values
+        diagnostics = {"id_cross": torch.where(cross.any(), id_cross, torch.full_like(id_cross, math.nan))}
         if w["rec"]:
             terms["rec"] = self.reconstruction(swap.float(), b.target, b.same)
         if w["p"] and self.vgg is not None:
@@ -417,8 +428,10 @@ class Trainer:
     def _weighted(self, terms: dict[str, Tensor]) -> Tensor:
         return sum(self.weights.get(k, 1.0) * v for k, v in terms.items())
 
-    def _backward(self, loss: Tensor, model: nn.Module) -> None:
-        self.scaler.scale(loss / self.cfg.accumulate).backward(inputs=list(model.parameters()))
+    def _backward(self, loss: Tensor, model: nn.Module, retain_graph: bool = False) -> None:
+        self.scaler.scale(loss / self.cfg.accumulate).backward(
+            inputs=list(model.parameters()), retain_graph=retain_graph
+        )
 
     def _guard(self, logged: dict[str, Tensor]) -> dict[str, float]:
         """Stop before any optimiser step if a loss is NaN/inf on any rank; the last checkpoint stays good.
@@ -427,9 +440,12 @@ class Trainer:
         GradScaler's scale is still too high: that is not divergence. Its gradients are then non-finite
         too, so the scaler skips the step and lowers the scale; the guard leaves R1 (and D's total) to it.
         """
-        values = {k: float(v) for k, v in logged.items()}
-        scaled = {"D/r1", "D/total"} if self.scaler.is_enabled() else set()
-        bad = [k for k, v in values.items() if not np.isfinite(v) and k not in scaled]
+        # one transfer for every value (a float() each would wait for the GPU once per loss)
+        values = dict(zip(logged, torch.stack(list(logged.values())).tolist(), strict=True)) if logged else {}
+        # the cross-pair diagnostic is NaN when a micro-batch had no cross pair: nothing to log, not divergence
+        values = {k: v for k, v in values.items() if not (k.endswith("/id_cross") and math.isnan(v))}
+        exempt = {"D/r1", "D/total"} if self.scaler.is_enabled() else set()
+        bad = [k for k, v in values.items() if not np.isfinite(v) and k not in exempt]
         if distributed.any_rank(bool(bad), self.world, self.device):
             where = ", ".join(f"{k}={values[k]}" for k in bad) or "on another rank"
             raise TrainingError(
@@ -454,10 +470,13 @@ class Trainer:
             for b in batches:
                 with self._autocast():
                     swap = self.g_forward(b.target, b.z_source)
-                    d_terms = self.discriminator_loss(b, swap)
-                    g_terms, g_extra = self.generator_loss(b, swap)
+                    # one D pass over the swap serves both players: backward of L_G with inputs=G reaches only
+                    # G's weights, of L_D with inputs=D only D's, so D(swap.detach()) would repeat this pass
+                    fake = self.discriminator(swap)
+                    d_terms = self.discriminator_loss(b, swap, fake)
+                    g_terms, g_extra = self.generator_loss(b, swap, fake)
                 loss_d, loss_g = sum(d_terms.values()), self._weighted(g_terms)
-                self._backward(loss_g, self.generator)
+                self._backward(loss_g, self.generator, retain_graph=True)  # L_D goes back through D(swap) too
                 self._backward(loss_d, self.discriminator)
                 log("D", d_terms, loss_d)
                 log("G", g_terms, loss_g, g_extra)

@@ -38,7 +38,7 @@ from facedancer.errors import FacedancerError, InputError
 from facedancer.faces import MASK_KINDS
 from facedancer.io import DEFAULT_MAX_PIXELS, read_label
 from facedancer.swap import DEFAULT_THRESHOLD
-from facedancer.swap.models import DTYPES
+from facedancer.swap.backends import DTYPES
 from facedancer.ui.choices import default_choice, model_choices
 from facedancer.ui.form import FACES, check_uploads, parse_options, save_uploads
 from facedancer.ui.jobs import Job, JobQueue, explain
@@ -83,7 +83,7 @@ def create_app(
                 "default": default_model,
                 "faces": FACES,
                 "masks": MASK_KINDS,
-                "precisions": list(DTYPES),
+                "precisions": ["auto", *DTYPES],
                 "threshold": DEFAULT_THRESHOLD,
                 "max_upload_bytes": max_upload_bytes,
                 "max_pixels": max_pixels,

@@ -27,7 +27,7 @@ from facedancer.io import (
     media_kind,
     read_image,
 )
-from facedancer.swap.models import DTYPES
+from facedancer.swap.backends import DTYPES
 from facedancer.ui.choices import ModelChoice
 from facedancer.ui.swapping import SwapOptions
 
@@ -64,7 +64,7 @@ def parse_options(form: FormData, choices: dict[str, ModelChoice], default_model
     if model not in choices:
         raise ConfigError(f"unknown model {model!r}; this server offers {', '.join(choices)}")
     faces = _one_of(form, "faces", FACES, "all")
-    precision = _one_of(form, "precision", tuple(DTYPES), "fp32")
+    precision = _one_of(form, "precision", ("auto", *DTYPES), "auto")
     mask = _one_of(form, "mask", tuple(MASK_KINDS), BlendConfig.mask)
     index = _number(form, "index", int, 0, low=0)
     threshold = _number(form, "threshold", float, None, low=-1.0, high=1.0)

@@ -27,7 +27,7 @@ class SwapOptions:
     index: int = 0
     threshold: float = DEFAULT_THRESHOLD
     blend: BlendConfig = field(default_factory=BlendConfig)
-    precision: Precision = "fp32"
+    precision: Precision = "auto"
     max_frames: int | None = None
 
 
@@ -49,7 +49,7 @@ class Swappers:
         key = (options.model.spec, precision)
         with self._lock:
             if key not in self._loaded:
-                self._loaded[key] = load_crop_swapper(options.model.spec, self.device, precision or "fp32")
+                self._loaded[key] = load_crop_swapper(options.model.spec, self.device, precision or "auto")
             crop_swapper = self._loaded[key]
         return FaceSwapper(crop_swapper, blend=options.blend, max_pixels=self.max_pixels)
 

@@ -1,0 +1,102 @@
+"""The training step's economies keep its maths: one D pass over the swap serves both players, and the
+cross-pair diagnostic needs no boolean indexing."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from facedancer.config import from_dict
+from facedancer.presets import Preset
+from facedancer.train.trainer import Trainer, resolve_perceptual
+
+
+def _preset(root, out_dir) -> Preset:
+    """A 32 px FaceDancer on real SFace and LFW crops (batch 4: same and cross pairs)."""
+    return resolve_perceptual(
+        from_dict(
+            Preset,
+            {
+                "name": "step",
+                "generator": {
+                    "image_size": 32,
+                    "identity_dim": 128,
+                    "mapping_depth": 2,
+                    "mapping_width": 32,
+                    "base_channels": 8,
+                    "max_channels": 16,
+                    "fusion": {16: "affa", 32: "concat"},
+                },
+                "discriminator": {"image_size": 32, "base_channels": 8, "max_channels": 16},
+                "identity": {"encoder": "sface"},
+                "ifsr": {"margins": "ifsr_margins_sface"},
+                "data": {"root": str(root), "val_identities": 4, "val_pairs": 0, "workers": 0, "same_ratio": 0.5},
+                "train": {"out_dir": str(out_dir), "batch_size": 4, "tensorboard": False, "deterministic": True},
+            },
+        )
+    )
+
+
+def _gradients(*models) -> dict[str, torch.Tensor]:
+    return {f"{i}.{n}": p.grad.clone() for i, m in enumerate(models) for n, p in m.named_parameters()}
+
+
+def test_one_discriminator_pass_gives_the_two_pass_losses_and_gradients(lfw_crops, tmp_path):
+    new = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "new")
+    captured = {}
+    apply = new._apply
+
+    def capture(model, optimiser):
+        captured.update({f"{id(model)}.{n}": p.grad.clone() for n, p in model.named_parameters()})
+        apply(model, optimiser)
+
+    new._apply = capture
+    values = new.train_step()
+    grads_new = {
+        k.replace(str(id(new.generator)), "0").replace(str(id(new.discriminator)), "1"): v for k, v in captured.items()
+    }
+
+    # the step as it was: D over swap.detach() for L_D, and again over swap for L_G
+    old = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "old")
+    b = old.next_batch()
+    swap = old.g_forward(b.target, b.z_source)
+    d_terms = old.discriminator_loss(b, swap)
+    g_terms, _ = old.generator_loss(b, swap)
+    loss_d, loss_g = sum(d_terms.values()), old._weighted(g_terms)
+    old._backward(loss_g, old.generator)
+    old._backward(loss_d, old.discriminator)
+    grads_old = _gradients(old.generator, old.discriminator)
+
+    assert values["D/total"] == pytest.approx(loss_d.item(), rel=1e-6)
+    assert values["G/total"] == pytest.approx(loss_g.item(), rel=1e-6)
+    assert values["G/adv"] == pytest.approx(g_terms["adv"].item(), rel=1e-6)
+    assert grads_new.keys() == grads_old.keys()
+    worst = max(
+        ((grads_new[k] - grads_old[k]).abs().max() / grads_old[k].abs().max().clamp(min=1e-12)).item()
+        for k in grads_old
+    )
+    print(f"largest relative gradient difference: {worst:.2e}")
+    assert worst < 1e-5  # fp32 round-off
+    new.close()
+    old.close()
+
+
+def test_cross_pair_diagnostic_without_boolean_indexing(lfw_crops, tmp_path):
+    trainer = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "run")
+    b = trainer.next_batch()
+    swap = trainer.g_forward(b.target, b.z_source)
+    b.same = torch.tensor([True, False, True, False])
+    _, diagnostics = trainer.generator_loss(b, swap)
+    embedding, _ = trainer.encode(swap)
+    cross = ~b.same
+    assert diagnostics["id_cross"].item() == pytest.approx(
+        trainer.identity(embedding[cross], b.z_source[cross]).item(), rel=1e-6
+    )
+    b.same = torch.ones(4, dtype=torch.bool)  # no cross pair: no value, and no reason to stop training
+    _, diagnostics = trainer.generator_loss(b, swap)
+    assert math.isnan(diagnostics["id_cross"].item())
+    values = trainer._guard({"G/id": torch.tensor(0.5), "G/id_cross": diagnostics["id_cross"]})
+    assert values == {"G/id": 0.5}
+    trainer.close()
