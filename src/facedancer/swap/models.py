@@ -18,7 +18,7 @@ import torch
 from facedancer.errors import CheckpointError, ConfigError
 from facedancer.faces.align import align, template
 from facedancer.faces.classical_swap import face_mask, poisson_paste
-from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_model_encoder
+from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, embed_crops, from_uint8, load_model_encoder
 from facedancer.io import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 from facedancer.nn import Generator
 from facedancer.nn.pretrained import CONFIG_NAME, read_meta
@@ -119,10 +119,9 @@ class GeneratorSwapper:
             )
         return cls(generator, encoder, model_name(directory, meta), torch.device(device), precision, backend)
 
-    @torch.inference_mode()
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
-        crop, _ = align(image, landmarks, self.encoder.input_size)
-        return self.encoder(from_uint8(crop).to(self.device))[0]
+        """The raw embedding of the source face, aligned straight to the encoder's size (the official recipe)."""
+        return embed_crops(self.encoder, align(image, landmarks, self.encoder.input_size)[0], self.device)[0]
 
     @torch.inference_mode()
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
