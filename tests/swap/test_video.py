@@ -38,11 +38,9 @@ def _swap(swapper, lfw_pair, clip, out, **kwargs):
 
 
 def test_a_detector_failing_mid_video_is_the_error_and_leaves_nothing(echo, lfw_pair, small_clip, tmp_path):
-    swapper = FaceSwapper(echo)
-    source = swapper.source(lfw_pair[0])  # the source photo needs the detector too
-    swapper._detector = FailingDetector(fail_at=6)
+    source = FaceSwapper(echo).source(lfw_pair[0])
     with pytest.raises(InputError, match="^detector broke on frame 6$"):
-        swapper.swap_video(source, small_clip, tmp_path / "out.mp4")
+        FaceSwapper(echo, detector=FailingDetector(fail_at=6)).swap_video(source, small_clip, tmp_path / "out.mp4")
     assert list(tmp_path.iterdir()) == [] and _ours() == []
 
 
