@@ -176,3 +176,16 @@ def test_our_own_animated_webp_swaps_again_with_every_frame(run, pair, small_cli
         stamps = [reader.pop_timestamp() * reader.time_base for _ in frames]
     assert len(frames) == 12 and stamps == [Fraction(i, 25) for i in range(12)]  # the clip's 25 fps
     assert read_label(second) is not None
+
+
+def test_timings_say_where_the_time_went(run, pair, small_clip, tmp_path):
+    code, _, err = run(
+        "swap", "-s", pair[0], "-t", small_clip, "-o", tmp_path / "out.mp4", "--model", "classical", "--timings"
+    )
+    assert code == 0, err
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("wrote ") and "for 12 frames" in lines[1] and "ms per frame" in lines[1]
+    for stage in ("decode", "detect", "align", "generate", "blend", "encode"):
+        assert any(line.split()[0] == stage and "ms per frame" in line for line in lines[2:]), err
+    code, _, err = run("swap", "-s", pair[0], "-t", pair[1], "-o", tmp_path / "out.png", "--model", "classical")
+    assert code == 0 and "ms per frame" not in err  # only when asked

@@ -11,7 +11,7 @@ from facedancer.faces.align import alignment_matrix, footprint, unwarp
 from facedancer.identity import from_uint8, load_encoder
 from facedancer.io import VideoReader, read_image, read_label, write_image
 from facedancer.swap import FaceSwapper, Selection
-from facedancer.swap.swapper import MAX_QUEUED_FRAMES
+from facedancer.swap.video import MAX_QUEUED_FRAMES
 
 NO_COLOUR = BlendConfig(colour=False)  # painted test faces must stay their colour
 
@@ -128,6 +128,40 @@ def test_reference_pairs_swap_each_person_with_their_own_source(paint, crowd, lf
     for k, i in enumerate(big):
         x, y = found.landmarks[i, 2].round().astype(int)
         assert tuple(out[y, x]) == paint.colours[k]
+
+
+def test_swap_faces_at_given_points_is_the_swap_of_swap_image(paint, crowd, lfw_pair):
+    """The public "swap the faces at these points" step: what swap_image does once it has found the faces."""
+    frame, found = crowd
+    before = frame.copy()
+    swapper = FaceSwapper(paint, blend=NO_COLOUR)
+    sources = [swapper.source(lfw_pair[0]), swapper.source(lfw_pair[1])]  # colours red, blue
+    out = swapper.swap_faces(frame, found.landmarks, sources[0])
+    assert np.array_equal(out, swapper.swap_image(sources[0], frame))
+    assert np.array_equal(frame, before)  # the caller's frame is left as it was
+    # each face to the source it is assigned, or left alone (None)
+    which = [None, 1, 0] + [None] * (len(found) - 3)
+    out = swapper.swap_faces(frame, found.landmarks, sources, assigned=which)
+    assert _changed_faces(out, frame, found) == [1, 2]
+    for i, k in ((1, 1), (2, 0)):
+        x, y = found.landmarks[i, 2].round().astype(int)
+        assert tuple(out[y, x]) == paint.colours[k]
+    assert np.array_equal(swapper.swap_faces(frame, found.landmarks[:0], sources), frame)
+
+
+def test_swap_frames_shares_generator_batches_across_frames(paint, crowd, lfw_pair):
+    frame, found = crowd
+    swapper = FaceSwapper(paint, blend=NO_COLOUR)
+    source = swapper.source(lfw_pair[0])
+    calls = []
+    original = paint.swap
+    paint.swap = lambda crops, sources: calls.append(len(crops)) or original(crops, sources)
+    frames = [frame, frame[:, ::-1].copy(), frame]
+    points = [found.landmarks[:2], found.landmarks[:1], found.landmarks[:0]]
+    out = swapper.swap_frames(frames, points, source, batch_size=2)
+    assert calls == [2, 1] and len(out) == 3
+    assert np.array_equal(out[0], swapper.swap_faces(frame, found.landmarks[:2], source))
+    assert np.array_equal(out[2], frame)
 
 
 def test_video_keeps_frame_count_fps_audio_and_label(random_model, lfw_pair, shared, tmp_path):

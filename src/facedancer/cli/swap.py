@@ -82,6 +82,9 @@ def swap(
         int | None, typer.Option(help="faces per generator batch [default: 8 on a GPU, 1 on a CPU]")
     ] = None,
     max_frames: Annotated[int | None, typer.Option(help="stop a video after this many frames")] = None,
+    timings: Annotated[
+        bool, typer.Option("--timings", help="print where the time went: each stage's busy ms per frame")
+    ] = False,
     no_label: Annotated[
         bool,
         typer.Option(
@@ -136,6 +139,8 @@ def swap(
         highlight=False,
         soft_wrap=True,
     )
+    if timings:
+        console.print(report.timings(), highlight=False, markup=False)
 
 
 def _check_numbers(threshold: float, batch_size: int | None, max_frames: int | None) -> None:

@@ -22,9 +22,10 @@ import numpy as np
 
 from facedancer.assets.store import sha256_of
 from facedancer.errors import ConfigError
-from facedancer.faces import BlendConfig, align, blend_face
+from facedancer.faces import BlendConfig, align
 from facedancer.nn.pretrained import WEIGHTS_NAME, read_meta
 from facedancer.swap.models import CLASSICAL, CropSwapper, load_crop_swapper, model_directory
+from facedancer.swap.swapper import FaceSwapper, Source
 
 COPY_TARGET = "copy-target"
 PASTE_SOURCE = "paste-source"
@@ -76,23 +77,24 @@ class _AlignedSource:
 
 
 class Swapped:
-    """A crop swapper run as the swap pipeline runs it: align, swap the batch, paste each face back."""
+    """A crop swapper run by the swap tool's own :meth:`FaceSwapper.swap_frames`: align, swap, paste back."""
 
     def __init__(self, swapper: CropSwapper, name: str, kind: Kind, blend: BlendConfig, provenance: dict) -> None:
-        self.swapper, self.name, self.kind, self.blend, self.provenance = swapper, name, kind, blend, provenance
+        self.swapper, self.name, self.kind, self.provenance = swapper, name, kind, provenance
+        self.faces = FaceSwapper(swapper, blend=blend, batch_size=1)
 
     def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> object:
         return self.swapper.source(image, landmarks)
 
     def render(self, frames: list[np.ndarray], landmarks: list[np.ndarray], sources: list[object]) -> list[np.ndarray]:
-        if not frames:
-            return []
-        aligned = [align(f, p, self.swapper.crop_size) for f, p in zip(frames, landmarks, strict=True)]
-        swapped = self.swapper.swap(np.stack([crop for crop, _ in aligned]), sources)
-        return [
-            blend_face(f, s, m, p, self.blend)
-            for f, s, (_, m), p in zip(frames, swapped, aligned, landmarks, strict=True)
-        ]
+        # one generator batch for all the frames; face i (the only one of frame i) gets source i
+        return self.faces.swap_frames(
+            frames,
+            [points[None] for points in landmarks],
+            [Source(s) for s in sources],
+            [[i] for i in range(len(frames))],
+            batch_size=max(1, len(frames)),
+        )
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, **self.provenance}

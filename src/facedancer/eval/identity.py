@@ -22,7 +22,7 @@ import torch
 from facedancer import assets
 from facedancer.errors import AssetError
 from facedancer.faces import Detections, align
-from facedancer.identity import IdentityEncoder, from_uint8, load_encoder
+from facedancer.identity import IdentityEncoder, embed_crops, load_encoder
 
 CHIP_SIZE = 150  # dlib's aligned face chip
 
@@ -101,11 +101,8 @@ class EncoderRecogniser:
     def embed(self, image: np.ndarray, faces: Detections) -> np.ndarray:
         return self.embed_aligned(self.aligned(image, faces))
 
-    @torch.inference_mode()
     def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
-        if not crops:
-            return np.zeros((0, self.dim))
-        return _unit(self.encoder(from_uint8(np.stack(crops)).to(self.device)).cpu().numpy())
+        return _unit(embed_crops(self.encoder, crops, self.device).cpu().numpy())
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from facedancer.errors import InputError
 from facedancer.eval.datasets import central_face
 from facedancer.eval.protocols import Media, face_rule
-from facedancer.faces import Detections, FaceDetector
+from facedancer.faces import Detections, FaceDetector, largest_face
 from facedancer.io import VideoReader, read_image
 
 
@@ -40,8 +40,6 @@ def pick_face(detector: FaceDetector, image: np.ndarray, media: Media) -> Detect
     found = detector.detect(image)
     if len(found) == 0:
         return None
-    if face_rule(media) == "central":
-        index = central_face(found, image.shape)
-    else:
-        index = int(np.argmax((found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])))
+    # photos: the face nearest the centre (the labelled subject); video frames: the largest
+    index = central_face(found, image.shape) if face_rule(media) == "central" else largest_face(found.boxes)
     return found.select([index])

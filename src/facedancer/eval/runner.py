@@ -120,7 +120,7 @@ class Instruments:
     @classmethod
     def load(cls, config: RunConfig) -> Instruments:
         """The instruments ``config.metrics`` need, weights from the asset registry."""
-        from facedancer.swap.swapper import make_detector
+        from facedancer.faces import make_detector
 
         metrics = set(config.metrics)
         pose: PoseEstimator | None = None

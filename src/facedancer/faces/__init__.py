@@ -16,12 +16,14 @@ bounding box only. Images are RGB uint8 (H, W, 3); points are (5, 2) in ArcFace 
 from facedancer.faces.align import align, alignment_matrix, invert, template, transform_points, warp
 from facedancer.faces.blend import BlendConfig, blend_face, paste_back
 from facedancer.faces.colour import match_colour
-from facedancer.faces.detect import Detections, FaceDetector, YuNetDetector
+from facedancer.faces.detect import Detections, FaceDetector, YuNetDetector, largest_face
+from facedancer.faces.detectors import DETECTORS, make_detector
 from facedancer.faces.mask import MASK_KINDS, MaskKind, face_mask
 from facedancer.faces.retinaface import RetinaFaceDetector
 from facedancer.faces.track import FaceTracker, OneEuroConfig, OneEuroFilter, TrackedFace, TrackerConfig
 
 __all__ = [
+    "DETECTORS",
     "MASK_KINDS",
     "BlendConfig",
     "Detections",
@@ -39,6 +41,8 @@ __all__ = [
     "blend_face",
     "face_mask",
     "invert",
+    "largest_face",
+    "make_detector",
     "match_colour",
     "paste_back",
     "template",

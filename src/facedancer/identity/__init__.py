@@ -14,6 +14,7 @@ from facedancer import assets
 from facedancer.errors import ConfigError
 from facedancer.identity.arcface_keras import KerasResNet
 from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, prepare
+from facedancer.identity.inference import embed_crops
 from facedancer.identity.iresnet import LAYOUTS, IResNet
 from facedancer.identity.sface import SFace
 
@@ -57,6 +58,7 @@ __all__ = [
     "IdentityEncoder",
     "KerasResNet",
     "SFace",
+    "embed_crops",
     "from_uint8",
     "load_encoder",
     "load_model_encoder",

@@ -15,7 +15,8 @@ from facedancer.io.provenance import (
     ProvenanceLabel,
     read_label,
 )
-from facedancer.io.video import VideoInfo, VideoReader, VideoWriter, transcode
+from facedancer.io.video import VideoWriter, transcode
+from facedancer.io.video_reader import VideoInfo, VideoReader
 
 __all__ = [
     "COMPOSITE_SYNTHETIC",

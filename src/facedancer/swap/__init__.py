@@ -1,8 +1,11 @@
 """The inference pipeline: swap faces in images, folders and videos."""
 
-from facedancer.swap.models import CLASSICAL, DEFAULT_MODEL, ClassicalSwapper, CropSwapper, GeneratorSwapper
+from facedancer.swap.classical import CLASSICAL, ClassicalSwapper
+from facedancer.swap.files import FolderReport
+from facedancer.swap.models import DEFAULT_MODEL, CropSwapper, GeneratorSwapper
+from facedancer.swap.report import SwapReport
 from facedancer.swap.select import DEFAULT_THRESHOLD, FaceMatcher, Selection
-from facedancer.swap.swapper import FaceSwapper, FolderReport, Source, SwapReport
+from facedancer.swap.swapper import FaceSwapper, Source
 
 __all__ = [
     "CLASSICAL",

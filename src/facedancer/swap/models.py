@@ -16,17 +16,16 @@ import numpy as np
 import torch
 
 from facedancer.errors import CheckpointError, ConfigError
-from facedancer.faces.align import align, template
-from facedancer.faces.classical_swap import face_mask, poisson_paste
-from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_model_encoder
-from facedancer.io import COMPOSITE_SYNTHETIC, COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+from facedancer.faces.align import align
+from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, embed_crops, from_uint8, load_model_encoder
+from facedancer.io import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 from facedancer.nn import Generator
 from facedancer.nn.pretrained import CONFIG_NAME, read_meta
 from facedancer.swap.backends import Backend, GeneratorRunner, Precision
+from facedancer.swap.classical import CLASSICAL, ClassicalSwapper
 
 #: the model ``facedancer swap`` uses when none is named
 DEFAULT_MODEL = "facedancer-lite"
-CLASSICAL = "classical"
 
 
 class CropSwapper(Protocol):
@@ -119,10 +118,9 @@ class GeneratorSwapper:
             )
         return cls(generator, encoder, model_name(directory, meta), torch.device(device), precision, backend)
 
-    @torch.inference_mode()
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
-        crop, _ = align(image, landmarks, self.encoder.input_size)
-        return self.encoder(from_uint8(crop).to(self.device))[0]
+        """The raw embedding of the source face, aligned straight to the encoder's size (the official recipe)."""
+        return embed_crops(self.encoder, align(image, landmarks, self.encoder.input_size)[0], self.device)[0]
 
     @torch.inference_mode()
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
@@ -132,29 +130,6 @@ class GeneratorSwapper:
         # the output layer is linear (PAPER.md §1.3): map [-1, 1] to pixels and clip only here
         out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return out.permute(0, 2, 3, 1).cpu().numpy()
-
-
-class ClassicalSwapper:
-    """The parameter-free reference: the source face warped onto the target's landmarks, Poisson-blended.
-
-    Every crop is aligned to the same template, so both faces' five points are the template's: the
-    landmark warp of :func:`classical_swap` is the identity here and is skipped (bit-identical output,
-    23.6 -> 12.6 ms a face), leaving the Poisson paste inside the template's face mask, computed once.
-    """
-
-    name = CLASSICAL
-    device = torch.device("cpu")
-    source_type = COMPOSITE_SYNTHETIC  # real pixels of the source, warped and re-lit by an algorithm: no AI model
-
-    def __init__(self, crop_size: int = 256) -> None:
-        self.crop_size = crop_size
-        self._mask = face_mask(template(crop_size), (crop_size, crop_size))
-
-    def source(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        return align(image, landmarks, self.crop_size)[0]
-
-    def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
-        return np.stack([poisson_paste(np.asarray(s), c, self._mask) for c, s in zip(crops, sources, strict=True)])
 
 
 def model_name(directory: str | Path, meta: dict) -> str:
