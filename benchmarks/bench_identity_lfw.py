@@ -18,7 +18,6 @@ import statistics
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from rich.console import Console
@@ -28,6 +27,7 @@ from rich.table import Table
 from _common import SHARED
 from facedancer.faces import YuNetDetector, align
 from facedancer.identity import EMBEDDING_DIMS, IdentityEncoder, from_uint8, load_encoder
+from facedancer.io import read_image
 
 
 def lfw_root() -> Path:
@@ -40,7 +40,7 @@ def aligned_faces(people: list[Path]) -> tuple[np.ndarray, np.ndarray, int]:
     files = [(label, f) for label, person in enumerate(people) for f in sorted(person.glob("*.jpg"))]
     crops, labels = [], []
     for label, file in track(files, description="detect + align"):
-        image = cv2.cvtColor(cv2.imread(str(file)), cv2.COLOR_BGR2RGB)
+        image = read_image(file)
         found = detector.detect(image)
         if len(found) == 0:
             continue

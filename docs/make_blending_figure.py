@@ -18,6 +18,7 @@ from PIL import Image
 from facedancer.faces import YuNetDetector, align
 from facedancer.faces.align import footprint
 from facedancer.faces.blend import BlendConfig, blend_face
+from facedancer.io import read_image
 
 LFW = Path(os.environ.get("FACEDANCER_TEST_DATA", "../shared")) / "data" / "lfw"
 PAIRS = [  # (target photo, source photo)
@@ -37,7 +38,7 @@ OUT = Path(__file__).with_name("blending.png")
 
 
 def read(name: str) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(LFW / name)), cv2.COLOR_BGR2RGB)
+    return read_image(LFW / name)
 
 
 def label(tile: np.ndarray, text: str) -> np.ndarray:

@@ -50,7 +50,9 @@ def instruments(tddfa):
     from facedancer.eval.runner import Instruments
     from facedancer.faces import YuNetDetector
 
-    return Instruments(YuNetDetector(), DlibRecogniser(), tddfa, tddfa, InceptionFeatures())
+    return Instruments(
+        YuNetDetector(), {"id": DlibRecogniser(), "pose": tddfa, "expression": tddfa, "fid": InceptionFeatures()}
+    )
 
 
 @pytest.fixture

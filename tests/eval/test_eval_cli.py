@@ -94,3 +94,30 @@ def test_aflw2000_needs_sources_and_merge_needs_parts(run, shared, tmp_path):
     (tmp_path / "part.npz").write_bytes(b"junk")
     code, _, err = run("eval", "merge", tmp_path / "part.npz", "-o", tmp_path / "r")
     assert code == 2 and "not a facedancer eval part" in _one_line(err)
+
+
+def test_blend_settings_reach_the_swaps_and_the_report(run, lfw, registered_weights, tmp_path):
+    """``--blend/--colour/--poisson`` as in ``facedancer swap``: recorded in the report and used to paste."""
+    common = ["eval", "folders", lfw, "--samples", 3, "--metrics", "pose", "--compare", "classical"]
+    code, _, err = run(*common, "-o", tmp_path / "default")
+    assert code == 0, err
+    code, _, err = run(*common, "--no-colour", "--poisson", "--blend", "rect-image", "-o", tmp_path / "official")
+    assert code == 0, err
+    reports = {k: json.loads((tmp_path / k / "report.json").read_text()) for k in ("default", "official")}
+    assert reports["default"]["run"]["blend"] == {"mask": "landmarks", "colour": True, "poisson": False}
+    assert reports["official"]["run"]["blend"] == {"mask": "rect-image", "colour": False, "poisson": True}
+
+    def classical_yaws(name: str) -> list[str]:
+        with (tmp_path / name / "samples.csv").open() as f:
+            return [r["yaw"] for r in csv.DictReader(f) if r["model"] == "classical"]
+
+    assert classical_yaws("default") != classical_yaws("official")  # other pixels pasted, other measurements
+    assert reports["default"]["results"][0] == reports["official"]["results"][0]  # copy-target: nothing pasted
+
+
+def test_a_no_flag_between_compared_models_and_the_data_takes_no_value(run, lfw, random_model, tmp_path):
+    code, out, err = run(
+        "eval", "folders", "--compare", random_model, "classical", "--no-colour", lfw, "-o", tmp_path, "--dry-run"
+    )
+    assert code == 0, err
+    assert f"models: baselines copy-target, paste-source, {random_model}, classical" in out

@@ -57,6 +57,9 @@ def inception():
     return InceptionFeatures(assets.resolve("fid-inception-tf"))
 
 
+# slow (2+ min): the default run keeps FID's arithmetic, its TF input pipeline and batch invariance here, and its
+# response on real swaps in tests/eval/test_eval_cli.py (copy-target 0, random generator above classical)
+@pytest.mark.slow
 def test_lfw_halves_are_close_and_blurred_lfw_is_far(inception, lfw):
     """3 x 96 photos: enough to rank, not to quote.
 

@@ -63,6 +63,9 @@ def test_identity_encoders_plug_in_as_recognisers(lfw):
     assert r.top1 >= 0.9
 
 
+# slow (1 min): the default run keeps the retrieval arithmetic, validate_retrieval on 30 LFW people (SFace) and
+# dlib's retrieval of real swaps (tests/eval/test_report.py: paste-source >= 75 %, copy-target <= 5 %)
+@pytest.mark.slow
 def test_lfw_retrieval_is_reliable(recogniser, lfw):
     """Probe = one photo per person, gallery = their other photos: the nearest identity must be right."""
     people = identity_folders(lfw, min_images=2)

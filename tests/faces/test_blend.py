@@ -9,6 +9,7 @@ import pytest
 
 from facedancer.faces import BlendConfig, YuNetDetector, align, blend_face, face_mask, match_colour, paste_back
 from facedancer.faces.align import footprint, template, transform_points, unwarp
+from facedancer.faces.blend import poisson_clone
 from facedancer.faces.mask import OFFICIAL_RECTANGLES, landmark_mask, rectangle_mask
 
 TEMPLATE_256 = template(256)
@@ -141,3 +142,25 @@ def test_faces_at_or_beyond_the_frame_edge(lfw):
         assert out.shape == image.shape
         if shift == [-400, -400]:
             np.testing.assert_array_equal(out, image)
+
+
+def test_poisson_clone_keeps_the_face_gradients_and_takes_the_base_light_up_to_the_image_edge():
+    yy, xx = np.mgrid[:64, :80].astype(np.float64)
+    base = np.repeat((90 + 0.5 * xx + 0.3 * yy)[..., None], 3, axis=2)
+    bump = 40 * np.exp(-((xx - 16) ** 2 + (yy - 32) ** 2) / 60)[..., None]  # the face's own detail
+    face = np.clip(base + 60 + bump, 0, 255).astype(np.uint8)  # and 60 levels too bright
+    base = base.astype(np.uint8)
+    inside = np.zeros((64, 80), np.uint8)
+    inside[8:56, :34] = 255  # reaches the image's left edge
+    cloned = poisson_clone(face, base, inside)
+    assert np.array_equal(cloned[inside == 0], base[inside == 0])
+    region = inside > 0
+    wanted = np.clip(base.astype(float) + bump, 0, 255)
+    assert np.abs(cloned[region] - wanted[region]).mean() < 3  # the bump, at the base's level
+    assert np.abs(cloned[region].astype(float) - face[region]).mean() > 40  # not the too-bright face
+    # the face is cloned up to the edge column (a mask stopping short leaves the base there)
+    shifted = np.roll(face, -14, axis=1)  # the bump at x = 2
+    assert int(poisson_clone(shifted, base, inside)[32, 0, 0]) > int(base[32, 0, 0])
+    tiny = np.zeros((64, 80), np.uint8)
+    tiny[30:32, 40:42] = 255
+    assert poisson_clone(face, base, tiny) is None

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from facedancer.errors import InputError, OutputError
-from facedancer.io import ProvenanceLabel, read_image, read_label, write_image
+from facedancer.io import ProvenanceLabel, decode_image, read_image, read_label, write_image
 from facedancer.io.formats import media_kind
 
 LABEL = ProvenanceLabel(model="facedancer-lite", note="test")
@@ -134,3 +134,20 @@ def test_media_kind_by_suffix():
     assert media_kind("a/b.JPG") == "image" and media_kind("x.webp") == "image"
     assert media_kind("clip.MP4") == "video" and media_kind("loop.gif") == "video"
     assert media_kind("notes.txt") is None
+
+
+def test_decode_image_reads_bytes_as_read_image_reads_files(tmp_path, photo, rgb):
+    """A training set's crops (a folder or a tar shard's members) come through the same reader as photos."""
+    rotated = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    Image.fromarray(rgb[:, :180]).save(rotated, exif=exif)
+    for path in (photo, rotated):
+        np.testing.assert_array_equal(decode_image(path.read_bytes(), "member.jpg"), read_image(path))
+    for data, says in ((b"", "the file is empty"), (b"not an image", "not an image in a supported format")):
+        with pytest.raises(InputError, match=f"^cannot read image shard.tar/member.png: {says}"):
+            decode_image(data, "shard.tar/member.png")
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        decode_image(photo.read_bytes()[:3000], "cut.jpg")
+    with pytest.raises(InputError, match="above the 0.01 MP limit"):
+        decode_image(photo.read_bytes(), "big.jpg", max_pixels=10_000)

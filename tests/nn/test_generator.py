@@ -120,3 +120,29 @@ def test_wrong_input_shape_is_a_clear_error():
     )
     with pytest.raises(ValueError, match="expected images"):
         g(torch.randn(1, 3, 32, 32), torch.randn(1, 16))
+
+
+def test_attention_maps_are_the_masks_each_affa_gates_with_computed_once(monkeypatch):
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        image_size=32, identity_dim=16, mapping_width=16, base_channels=8, max_channels=16,
+        fusion={8: "add", 16: "do_affa", 32: "affa"},
+    )  # fmt: skip
+    g = Generator(cfg).eval()
+    x, z = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 16)
+    fusions = {f"fuse{r}": fuse for r, _, fuse, _ in g.stages()}
+    inputs = {}
+    for name, fuse in fusions.items():
+        fuse.register_forward_pre_hook(lambda module, args, name=name: inputs.__setitem__(name, args))
+    with torch.no_grad():
+        g(x, z)  # a plain forward: what each fusion is given
+        calls = []
+        for fuse in fusions.values():
+            if isinstance(fuse, AFFA):
+                monkeypatch.setattr(fuse, "mask", lambda *a, f=fuse.mask: calls.append(1) or f(*a))
+        masks = g.attention_maps(x, z)
+        assert sorted(masks) == ["fuse16", "fuse32"] and len(calls) == 2  # one mask per AFFA, once
+        for name, mask in masks.items():
+            r = int(name.removeprefix("fuse"))
+            assert mask.shape == (2, cfg.channels_at(r), r, r) and mask.min() >= 0 and mask.max() <= 1
+            assert torch.equal(mask, fusions[name].mask(*inputs[name]))

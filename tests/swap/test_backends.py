@@ -71,6 +71,9 @@ def test_backend_matches_torch_fp32_on_real_faces(backend, generator, faces):
         assert error <= PARITY_TOLERANCE
 
 
+# slow (45 s of compilation): tests/swap/test_models.py compiles the same tiny-64 generator, checks that it
+# compiled and that it swaps as the eager one does
+@pytest.mark.slow
 def test_compile_backend_matches_eager():
     from facedancer.presets import load_preset
 

@@ -91,6 +91,9 @@ def _cli(*args, **kw) -> subprocess.Popen:
     )
 
 
+# slow (1.3 min, three CLI training runs): the default run keeps bit-identical resumption after SIGINT and
+# SIGTERM (tests/train/test_faults.py: signals, and a kill at every moment of a checkpoint write)
+@pytest.mark.slow
 def test_twenty_steps_equal_ten_then_kill_then_resume(lfw_crops, tmp_path):
     config = tmp_path / "micro.yaml"
     config.write_text(yaml.safe_dump(micro_config(lfw_crops, tmp_path / "runs", steps=20)))

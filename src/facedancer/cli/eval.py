@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from facedancer.cli.app import app
+from facedancer.cli.options import BlendMask, Colour, Poisson
 from facedancer.errors import ConfigError, InputError, OutputError
 
 # the evaluation library (torch, dlib, the networks) is imported inside the commands, so that
@@ -46,7 +47,7 @@ def expand_compare(argv: list[str]) -> list[str]:
     if len(argv) < 3 or argv[0] != "eval" or argv[1] not in PROTOCOL_HELP or "--compare" not in argv:
         return argv
     command = typer.main.get_command(eval_app).commands[argv[1]]  # type: ignore[attr-defined]
-    flags = {name for p in command.params if getattr(p, "is_flag", False) for name in p.opts}
+    flags = {name for p in command.params if getattr(p, "is_flag", False) for name in (*p.opts, *p.secondary_opts)}
     rest = argv[2:]
     parts: list[str | list[str]] = []  # a list stands for the models after one --compare
     data_given = False
@@ -137,12 +138,16 @@ def _protocol_command(protocol: str):
             Path | None, typer.Option(help="weights for an encoder recogniser (e.g. CosFace backbone.pth)")
         ] = None,
         detector: Annotated[Literal["yunet", "retinaface"], typer.Option(help="face detector")] = "yunet",
+        blend: BlendMask = "landmarks",
+        colour: Colour = True,
+        poisson: Poisson = False,
         device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or mps (generators and networks)")] = "cpu",
         batch_size: Annotated[int, typer.Option(help="samples per batch (shards split at batch boundaries)")] = 16,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="print the sampling plan and stop")] = False,
     ) -> None:
         from facedancer.eval.protocols import DEFAULT_FRAMES_PER_VIDEO, SamplingConfig
         from facedancer.eval.runner import METRICS, RunConfig, Shard
+        from facedancer.faces import BlendConfig
 
         if frames_per_video is not None and protocol != "videos":
             raise ConfigError("--frames-per-video applies to the videos protocol only")
@@ -165,6 +170,7 @@ def _protocol_command(protocol: str):
             recogniser=recogniser,
             recogniser_weights=str(recogniser_weights) if recogniser_weights else None,
             detector=detector,
+            blend=BlendConfig(mask=blend, colour=colour, poisson=poisson),
             batch_size=batch_size,
             device=device,
         )

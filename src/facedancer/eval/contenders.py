@@ -112,9 +112,7 @@ def model_provenance(spec: str) -> dict:
     }
 
 
-def load_contenders(
-    models: list[str], device: str = "cpu", blend: BlendConfig | None = None, encoder_weights: str | None = None
-) -> list[Contender]:
+def load_contenders(models: list[str], device: str = "cpu", blend: BlendConfig | None = None) -> list[Contender]:
     """The two baselines, then one contender per model spec (a model directory, a bundled name or
     ``classical``), all blended with the same :class:`BlendConfig`. A model is named as the swap tool
     names it (its directory, or ``preset@stepN`` for a training checkpoint), or by its spec where two
@@ -125,7 +123,7 @@ def load_contenders(
         raise ConfigError(f"{clash.pop()} is a baseline name, not a model")
     blend = blend or BlendConfig()
     # fp32: a metric must not move with the CPU it runs on (auto would take bf16 where it is native)
-    swappers = [load_crop_swapper(spec, device, "fp32", encoder_weights) for spec in models]
+    swappers = [load_crop_swapper(spec, device, "fp32") for spec in models]
     names = [s.name for s in swappers]
     if len(set(names)) != len(names) or {COPY_TARGET, PASTE_SOURCE} & set(names):
         names = list(models)

@@ -1,17 +1,6 @@
 """Merge shards and score them: one JSON report, a Markdown table and a per-sample CSV.
 
-Scores (PAPER.md §4.1), per contender, over the samples whose target and source faces were found:
-
-- ID retrieval: % of swaps whose nearest gallery picture (cosine, the paper's "spread" mode) belongs
-  to the source identity; beside it the mean cosine between swap and source, and the % retrieved as
-  the *target* identity (a swap that kept the target's identity).
-- pose error: mean L2 of (yaw, pitch, roll) in degrees between target and swap, and the mean absolute
-  error of each angle.
-- expression error: mean L2 of 3DDFA_V2's 10 expression coefficients between target and swap. **Not
-  the paper's metric** (an EfficientNet-B0 expression embedding): compare it only between models
-  measured here.
-- FID between the swaps' and the real targets' aligned face crops (TF-FID Inception). With fewer
-  images than the 2048 feature dimensions it is biased upwards: compare FIDs of equal sample counts.
+What each metric scores and which columns show it is defined in :mod:`facedancer.eval.metrics`.
 """
 
 from __future__ import annotations
@@ -30,22 +19,13 @@ import numpy as np
 from facedancer.atomic import atomic_path
 from facedancer.config import to_dict
 from facedancer.errors import InputError, OutputError
-from facedancer.eval.expression import expression_error
-from facedancer.eval.fid import fid
-from facedancer.eval.identity import nearest_identity
-from facedancer.eval.pose import ANGLES, pose_error
+from facedancer.eval.metrics import METRICS, Measured, Metric
 from facedancer.eval.protocols import Plan
 from facedancer.eval.runner import OK, Partial
 
 REPORT_FORMAT = 1
 #: run settings that may differ between the shards of one evaluation
 PER_SHARD = ("device",)
-
-INSTRUMENTS = {
-    "dlib": "dlib ResNet 128-d (face-recognition-models), not the training encoder",
-    "3ddfa": "3DDFA_V2 MobileNet-0.5",
-    "fsanet": "FSA-Net (1x1 + var)",
-}
 
 
 @dataclass
@@ -60,62 +40,36 @@ class Report:
     def names(self) -> list[str]:
         return [c["name"] for c in self.run["contenders"]]
 
+    def _measured(self) -> list[tuple[Measured, list[Metric]]]:
+        """Per contender: its measurements and the metrics they hold."""
+        ok = np.array(self.status) == OK
+        out = []
+        for i in range(len(self.names)):
+            measured = Measured(self.arrays, self.plan, ok, i)
+            out.append((measured, [m for m in METRICS.values() if f"c{i}.{m.key}" in self.arrays]))
+        return out
+
     @functools.cached_property
     def results(self) -> list[dict]:
         """Per contender: the aggregate scores."""
-        per = self.per_sample
-        ok = np.array(self.status) == OK
         out = []
-        for i, contender in enumerate(self.run["contenders"]):
-            s = per[i]
-            row = {"name": contender["name"], "kind": contender["kind"], "samples": int(ok.sum())}
-            if "retrieved" in s:
-                row["id_retrieval"] = _mean(100.0 * s["hit"][ok])
-                row["id_retrieved_target"] = _mean(100.0 * s["hit_target"][ok])
-                row["id_cosine_source"] = _mean(s["cosine_source"][ok])
-            if "pose_error" in s:
-                row["pose_error"] = _mean(s["pose_error"][ok])
-                diff = np.abs(self.arrays[f"c{i}.pose"][ok] - self.arrays["target.pose"][ok])
-                row["pose_abs_error"] = {a: _mean(diff[:, k]) for k, a in enumerate(ANGLES)}
-            if "expression_error" in s:
-                row["expression_error"] = _mean(s["expression_error"][ok])
-            if f"c{i}.fid" in self.arrays:
-                reals, fakes = self.arrays["target.fid"][ok], self.arrays[f"c{i}.fid"][ok]
-                # identical sets give 0 up to rounding (-1e-14): FID is a distance, never negative
-                row["fid"] = max(fid(reals, fakes), 0.0) if ok.sum() >= 2 else None
+        for (measured, metrics), scores, contender in zip(
+            self._measured(), self.per_sample, self.run["contenders"], strict=True
+        ):
+            row = {"name": contender["name"], "kind": contender["kind"], "samples": int(measured.ok.sum())}
+            for metric in metrics:
+                row.update(metric.aggregate(measured, scores))
             out.append(row)
         return out
 
     @functools.cached_property
     def per_sample(self) -> list[dict[str, np.ndarray]]:
         """Per contender, per sample (NaN / empty where a sample was left out)."""
-        a = self.arrays
-        ok = np.array(self.status) == OK
-        sources = np.array([s.source.identity for s in self.plan.samples])
-        targets = np.array([s.target.identity for s in self.plan.samples])
-        out = []
-        for i in range(len(self.names)):
-            s: dict[str, np.ndarray] = {}
-            if f"c{i}.embedding" in a:
-                found = a["gallery.ok"]
-                labels = np.array([m.identity for m in self.plan.gallery], dtype=object)[found]
-                retrieved = np.full(len(ok), "", dtype=object)
-                if found.any() and ok.any():
-                    retrieved[ok] = nearest_identity(a[f"c{i}.embedding"][ok], a["gallery.embedding"][found], labels)
-                s["retrieved"] = retrieved
-                s["hit"] = (retrieved == sources).astype(float)
-                s["hit_target"] = (retrieved == targets).astype(float)
-                s["cosine_source"] = np.sum(_unit(a[f"c{i}.embedding"]) * _unit(a["source.embedding"]), axis=1)
-            if f"c{i}.pose" in a:
-                s["pose_error"] = pose_error(a["target.pose"], a[f"c{i}.pose"])
-            if f"c{i}.expression" in a:
-                s["expression_error"] = expression_error(a["target.expression"], a[f"c{i}.expression"])
-            out.append(s)
-        return out
+        return [{k: v for m in metrics for k, v in m.score(measured).items()} for measured, metrics in self._measured()]
 
     def rows(self) -> list[dict]:
         """One row per (sample, contender): the per-sample CSV."""
-        per = self.per_sample
+        contenders = list(zip(self.names, self._measured(), self.per_sample, strict=True))
         rows = []
         for j, sample in enumerate(self.plan.samples):
             base = {
@@ -128,38 +82,21 @@ class Report:
                 "source_identity": sample.source.identity,
                 "status": self.status[j],
             }
-            for i, name in enumerate(self.names):
+            for name, (measured, metrics), scores in contenders:
                 row = {**base, "model": name}
-                ok = self.status[j] == OK
-                s = per[i]
-                if "retrieved" in s:
-                    row["retrieved_identity"] = s["retrieved"][j]
-                    row["id_hit"] = int(s["hit"][j]) if ok else ""
-                    row["cosine_source"] = _num(s["cosine_source"][j])
-                if "pose_error" in s:
-                    row["pose_error"] = _num(s["pose_error"][j])
-                    for k, angle in enumerate(ANGLES):
-                        row[f"target_{angle}"] = _num(self.arrays["target.pose"][j, k])
-                        row[angle] = _num(self.arrays[f"c{i}.pose"][j, k])
-                if "expression_error" in s:
-                    row["expression_error"] = _num(s["expression_error"][j])
+                for metric in metrics:
+                    row.update(metric.row(measured, scores, j))
                 rows.append(row)
         return rows
 
     def warnings(self) -> list[str]:
         """Caveats a reader of the numbers must see."""
-        recogniser = self.run["recogniser"] if "id" in self.run["metrics"] else None
-        return [
-            f"{c['name']} was trained with the {recogniser} identity encoder that also judges its retrieval here: "
-            "use a different recogniser (the default dlib) for independent evidence"
-            for c in self.run["contenders"]
-            if recogniser and c.get("identity_encoder") == recogniser
-        ]
+        return [w for name in self.run["metrics"] for w in METRICS[name].warnings(self.run)]
 
     def summary(self) -> dict:
         """Everything but the per-sample rows: config, seed, plan, instruments, versions and scores."""
         metrics = self.run["metrics"]
-        found = self.arrays["gallery.ok"] if "id" in metrics else None
+        found = self.arrays["gallery.ok"] if any(METRICS[m].references for m in metrics) else None
         return {
             "format": REPORT_FORMAT,
             "protocol": self.plan.config.protocol,
@@ -179,14 +116,7 @@ class Report:
             },
             "run": self.run,
             "instruments": {
-                "id": INSTRUMENTS.get(self.run["recogniser"], self.run["recogniser"]) if "id" in metrics else None,
-                "pose": INSTRUMENTS[self.run["pose_estimator"]] if "pose" in metrics else None,
-                "expression": "3DDFA_V2 expression coefficients (NOT the paper's EfficientNet-B0 embedding)"
-                if "expression" in metrics
-                else None,
-                "fid": "TF-FID Inception-v3 on 256 px aligned face crops, swaps vs real targets"
-                if "fid" in metrics
-                else None,
+                **{name: m.describe(self.run) if name in metrics else None for name, m in METRICS.items()},
                 "measured_on": "pasted-back image, at the target's detected face",
             },
             "results": self.results,
@@ -198,13 +128,7 @@ class Report:
     def markdown(self) -> str:
         summary = self.summary()
         plan, cfg = summary["plan"], summary["sampling"]
-        columns = [
-            ("id_retrieval", "ID retrieval % ↑", "{:.1f}"),
-            ("id_cosine_source", "cos(source) ↑", "{:.3f}"),
-            ("pose_error", "pose error ° ↓", "{:.2f}"),
-            ("expression_error", "expression error ↓", "{:.3f}"),
-            ("fid", "FID ↓", "{:.1f}"),
-        ]
+        columns = [c for m in METRICS.values() for c in m.columns]
         results = summary["results"]
         shown = [c for c in columns if any(c[0] in r for r in results)]
         lines = [
@@ -291,15 +215,3 @@ def merge(parts: Sequence[Partial]) -> Report:
     status = [s for p in ordered for s in p.status]
     shards = [{"shard": str(p.shard), **p.environment} for p in ordered]
     return Report(first.plan, first.run, status, arrays, shards)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
-def _mean(x: np.ndarray) -> float | None:
-    return float(np.mean(x)) if len(x) else None
-
-
-def _num(x: float) -> str | float:
-    return "" if np.isnan(x) else round(float(x), 6)

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from rich.progress import MofNCompleteColumn, Progress
@@ -36,20 +36,15 @@ from facedancer.atomic import atomic_path
 from facedancer.config import to_dict
 from facedancer.errors import ConfigError, InputError, OutputError
 from facedancer.eval.contenders import Contender, CopyTarget
-from facedancer.eval.fid import FEATURE_DIM, InceptionFeatures
-from facedancer.eval.identity import Recogniser, load_recogniser
 from facedancer.eval.media import pick_face, read_media
-from facedancer.eval.pose import PoseEstimator, load_estimator
+from facedancer.eval.metrics import METRICS as METRIC_REGISTRY
+from facedancer.eval.metrics import Metric
 from facedancer.eval.protocols import Media, Plan
-from facedancer.eval.tddfa import TDDFA, angles_from_rotation, expression_coefficients, rotation_from_params
-from facedancer.faces import BlendConfig, Detections, FaceDetector, alignment_matrix, warp
+from facedancer.faces import BlendConfig, Detections, FaceDetector
 from facedancer.io.failures import reason
 
-Metric = Literal["id", "pose", "expression", "fid"]
-METRICS: tuple[str, ...] = ("id", "pose", "expression", "fid")
-#: aligned face crop (ArcFace template) whose Inception features enter FID: the face, as the paper's
-#: aligned test frames, not a frame whose unchanged background would dilute the difference
-FID_CROP = 256
+#: the metrics' names, in report order
+METRICS: tuple[str, ...] = tuple(METRIC_REGISTRY)
 OK = "ok"
 PART_FORMAT = 1
 
@@ -69,8 +64,8 @@ class RunConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        if unknown := [m for m in self.metrics if m not in METRICS]:
-            raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS)}")
+        if unknown := [m for m in self.metrics if m not in METRIC_REGISTRY]:
+            raise ConfigError(f"unknown metric {unknown[0]!r}; choose from {', '.join(METRIC_REGISTRY)}")
         if not self.metrics:
             raise ConfigError("no metric chosen")
         if self.batch_size < 1:
@@ -108,78 +103,45 @@ class Shard:
 
 @dataclass
 class Instruments:
-    """The measuring instruments; a metric whose instrument is None is not measured."""
+    """The face detector and, by metric name, each metric's measuring instrument (see :mod:`.metrics`)."""
 
     detector: FaceDetector
-    recogniser: Recogniser | None = None
-    pose: PoseEstimator | None = None
-    #: expression coefficients; when it is also ``pose``, one forward pass gives both
-    expression: TDDFA | None = None
-    inception: InceptionFeatures | None = None
+    by_metric: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, config: RunConfig) -> Instruments:
         """The instruments ``config.metrics`` need, weights from the asset registry."""
         from facedancer.faces import make_detector
 
-        metrics = set(config.metrics)
-        pose: PoseEstimator | None = None
-        expression = TDDFA.load(device=config.device) if "expression" in metrics else None
-        if "pose" in metrics:
-            pose = expression if expression and config.pose_estimator == "3ddfa" else None
-            pose = pose or load_estimator(config.pose_estimator, config.device)
-        return cls(
-            make_detector(config.detector, config.device),
-            load_recogniser(config.recogniser, config.recogniser_weights, config.device) if "id" in metrics else None,
-            pose,
-            expression,
-            InceptionFeatures(device=config.device) if "fid" in metrics else None,
-        )
+        shared: dict[str, Any] = {}
+        tools = {name: METRIC_REGISTRY[name].load(config, shared) for name in config.metrics}
+        return cls(make_detector(config.detector, config.device), tools)
 
     def only(self, metrics: Sequence[str]) -> Instruments:
         """These instruments less those that no metric in ``metrics`` needs."""
-        kept = {
-            "id": self.recogniser if "id" in metrics else None,
-            "pose": self.pose if "pose" in metrics else None,
-            "expression": self.expression if "expression" in metrics else None,
-            "fid": self.inception if "fid" in metrics else None,
-        }
-        if missing := [m for m in metrics if kept[m] is None]:
+        if missing := [m for m in metrics if self.by_metric.get(m) is None]:
             raise ConfigError(f"no instrument to measure {missing[0]!r} with")
-        return Instruments(self.detector, *kept.values())
+        return Instruments(self.detector, {m: self.by_metric[m] for m in METRIC_REGISTRY if m in metrics})
+
+    def _metrics(self) -> list[tuple[Metric, Any]]:
+        return [(metric, self.by_metric[name]) for name, metric in METRIC_REGISTRY.items() if name in self.by_metric]
 
     def dims(self) -> dict[str, int]:
         """Width of each measurement this set of instruments takes."""
-        dims = {"pose": 3, "expression": 10, "embedding": getattr(self.recogniser, "dim", 0), "fid": FEATURE_DIM}
-        present = {
-            "pose": self.pose,
-            "expression": self.expression,
-            "embedding": self.recogniser,
-            "fid": self.inception,
-        }
-        return {k: dims[k] for k, v in present.items() if v is not None}
-
-    def embed(self, images: Sequence[np.ndarray], faces: Sequence[Detections]) -> np.ndarray:
-        return np.concatenate([self.recogniser.embed(im, f) for im, f in zip(images, faces, strict=True)])
+        return {metric.key: metric.width(tool) for metric, tool in self._metrics()}
 
     def measure(self, images: Sequence[np.ndarray], faces: Sequence[Detections]) -> dict[str, np.ndarray]:
         """Each measurement of the one face ``faces[i]`` (a single detection) in ``images[i]``."""
-        out = {}
-        params = None
-        if self.expression is not None:
-            params = np.concatenate([self.expression.params(im, f.boxes) for im, f in zip(images, faces, strict=True)])
-            out["expression"] = expression_coefficients(params)
-        if self.pose is not None and self.pose is self.expression:
-            out["pose"] = angles_from_rotation(rotation_from_params(params))
-        elif self.pose is not None:
-            out["pose"] = np.concatenate([self.pose.predict(im, f.boxes) for im, f in zip(images, faces, strict=True)])
-        if self.recogniser is not None:
-            out["embedding"] = self.embed(images, faces)
-        if self.inception is not None:
-            matrices = [alignment_matrix(f.landmarks[0], FID_CROP) for f in faces]
-            crops = [warp(im, m, FID_CROP) for im, m in zip(images, matrices, strict=True)]
-            out["fid"] = self.inception(crops).astype(np.float32)
-        return out
+        cache: dict[str, Any] = {}
+        return {metric.key: metric.measure(tool, images, faces, cache) for metric, tool in self._metrics()}
+
+    def references(self, image: np.ndarray, face: Detections) -> dict[str, np.ndarray]:
+        """The measurements a source or gallery picture needs (the identity embedding for retrieval)."""
+        return {
+            metric.key: metric.measure(tool, [image], [face], {})[0]
+            for metric, tool in self._metrics()
+            if metric.references
+        }
 
 
 @dataclass
@@ -268,9 +230,9 @@ def environment(device: str) -> dict:
 
 @dataclass
 class _Source:
-    """A source face, prepared once for every contender."""
+    """A source face, measured and prepared once for every contender."""
 
-    embedding: np.ndarray | None
+    references: dict[str, np.ndarray]
     states: list[object]
 
 
@@ -301,20 +263,19 @@ class _ShardRun:
         self.plan, self.contenders, self.instruments, self.batch_size = plan, contenders, instruments, batch_size
         self.indices, self.gallery_indices, self.bar, self.clock = indices, gallery, bar, _Clock()
         self.status = [OK] * len(indices)
-        self.dims = instruments.dims()
+        dims = instruments.dims()
+        #: measurements of the sources and the gallery (retrieval's)
+        self.references = {m.key: dims[m.key] for m in METRIC_REGISTRY.values() if m.references and m.key in dims}
         self.arrays: dict[str, np.ndarray] = {}
         for prefix in ["target", *(f"c{i}" for i in range(len(contenders)))]:
-            self._allocate(prefix, len(indices), self.dims)
-        if "embedding" in self.dims:
-            self._allocate("source", len(indices), {"embedding": self.dims["embedding"]})
-            self._allocate("gallery", len(gallery), {"embedding": self.dims["embedding"]})
+            self._allocate(prefix, len(indices), dims)
+        if self.references:
+            self._allocate("source", len(indices), self.references)
+            self._allocate("gallery", len(gallery), self.references)
         self.arrays["gallery.ok"] = np.zeros(len(gallery), bool)
 
     def _allocate(self, prefix: str, n: int, dims: dict[str, int]) -> None:
         self.arrays.update({f"{prefix}.{k}": np.full((n, d), np.nan, _dtype(k)) for k, d in dims.items()})
-
-    def _embedding(self, image: np.ndarray, face: Detections) -> np.ndarray | None:
-        return self.instruments.embed([image], [face])[0] if "embedding" in self.dims else None
 
     def sources(self) -> dict[Media, _Source | None]:
         """Each distinct source picture read, detected and prepared for every contender once."""
@@ -329,7 +290,7 @@ class _ShardRun:
                 self.clock.lap("detect")
                 if face is not None:
                     states = [c.prepare(image, face.landmarks[0]) for c in self.contenders]
-                    out[media] = _Source(self._embedding(image, face), states)
+                    out[media] = _Source(self.instruments.references(image, face), states)
                 else:
                     out[media] = None
                 self.clock.lap("sources")
@@ -362,8 +323,8 @@ class _ShardRun:
         target = self.instruments.measure(frames, faces)
         self.clock.lap("measure")
         self._store("target", rows, target)
-        if "embedding" in self.dims:
-            self.arrays["source.embedding"][rows] = np.stack([p.embedding for p in prepared])
+        for key in self.references:
+            self.arrays[f"source.{key}"][rows] = np.stack([p.references[key] for p in prepared])
         landmarks = [f.landmarks[0] for f in faces]
         for i, contender in enumerate(self.contenders):
             if isinstance(contender, CopyTarget):
@@ -381,7 +342,7 @@ class _ShardRun:
 
     def gallery(self) -> None:
         """The gallery pictures of this shard: which have a face, and its embedding (only for retrieval)."""
-        if "embedding" not in self.dims:
+        if not self.references:
             return
         task = self.bar.add_task("gallery", total=len(self.gallery_indices))
         for start in range(0, len(self.gallery_indices), self.batch_size):
@@ -390,7 +351,8 @@ class _ShardRun:
                 face = pick_face(self.instruments.detector, image, media)
                 self.arrays["gallery.ok"][j] = face is not None
                 if face is not None:
-                    self.arrays["gallery.embedding"][j] = self._embedding(image, face)
+                    for key, value in self.instruments.references(image, face).items():
+                        self.arrays[f"gallery.{key}"][j] = value
             self.clock.lap("gallery")
             self.bar.advance(task, len(chunk))
 
@@ -426,8 +388,8 @@ def run_shard(
     )
 
 
-def _dtype(metric: str) -> type:
-    return np.float32 if metric == "fid" else np.float64
+def _dtype(key: str) -> type:
+    return next(m.dtype for m in METRIC_REGISTRY.values() if m.key == key)
 
 
 def _media_order(media: Media) -> tuple:

@@ -21,6 +21,7 @@ from torch import nn
 
 from facedancer import assets
 from facedancer.errors import AssetError
+from facedancer.weights_io import load_strict, read_state_dict
 
 INPUT_SIZE = 120
 NUM_PARAMS = 62  # 12 pose (3x4 camera matrix, row-major) + 40 shape + 10 expression
@@ -124,19 +125,10 @@ def load_param_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def load_net(path: str | Path) -> TDDFANet:
     """The mb05 checkpoint (``{"epoch", "state_dict"}`` with ``module.`` prefixes), read with weights_only."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        state = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}
-    except (OSError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as e:
-        raise AssetError(f"{path} is not a 3DDFA_V2 checkpoint: {e}") from None
+    state = read_state_dict(path, "3DDFA_V2 checkpoint")
     # fc_lm is an auxiliary 68-landmark head used in training; the 62 parameters come from fc_param
     state = {k: v for k, v in state.items() if not k.startswith("fc_lm.")}
-    net = TDDFANet(widen=0.5)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as e:
-        raise AssetError(f"{path} does not fit 3DDFA_V2 MobileNet-0.5: {e}") from None
-    return net.eval()
+    return load_strict(TDDFANet(widen=0.5), state, path, "3DDFA_V2 MobileNet-0.5").eval()
 
 
 def roi_from_box(box: np.ndarray) -> np.ndarray:

@@ -27,14 +27,17 @@ class BlendConfig:
     poisson: bool = False
 
 
-def _poisson(face: np.ndarray, base: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``face`` re-lit so that its border matches ``base`` (same-size arrays; alpha > 0 marks the face)."""
-    inside = (alpha > 0.02).astype(np.uint8) * 255
+def poisson_clone(face: np.ndarray, base: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
+    """``face`` cloned into ``base`` where ``inside`` (uint8, nonzero) in the gradient domain: the face's
+    gradients with ``base``'s colour at the mask's edge (``cv2.seamlessClone``). The one Poisson blend of
+    facedancer (paste-back's ``--poisson`` and the classical swapper). Same-size arrays; the mask may reach
+    the image's edge. None when the mask is under 3 px across (nothing the solver can clone).
+    """
     pad = 2  # seamlessClone clears the mask's outermost pixels and needs room around the face
     face, base, inside = (cv2.copyMakeBorder(a, pad, pad, pad, pad, cv2.BORDER_REPLICATE) for a in (face, base, inside))
     x, y, w, h = cv2.boundingRect(inside)
     if w < 3 or h < 3:
-        return face[pad:-pad, pad:-pad]
+        return None
     # OpenCV puts the mask's bounding box at centre - size // 2: this centre keeps it where it is
     cloned = cv2.seamlessClone(face, base, inside, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
     return cloned[pad:-pad, pad:-pad]
@@ -62,8 +65,9 @@ def paste_back(
     face = unwarp(crop, matrix, (rows, cols))
     alpha = unwarp(mask.astype(np.float32), matrix, (rows, cols))
     base = out[rows, cols]
-    if poisson:
-        face = _poisson(face, base, alpha)
+    if poisson:  # re-lit so that its border matches the frame; alpha > 0 marks the face
+        cloned = poisson_clone(face, base, (alpha > 0.02).astype(np.uint8) * 255)
+        face = face if cloned is None else cloned
     # one pass, rounded; weights (0, 1) return ``base`` exactly
     out[rows, cols] = cv2.blendLinear(face, base, alpha, 1.0 - alpha)
     return out

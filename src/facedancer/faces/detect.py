@@ -43,9 +43,6 @@ class Detections:
         order = np.argsort(-self.scores, kind="stable")
         return Detections(self.boxes[order], self.scores[order], self.landmarks[order])
 
-    def scaled(self, factor: float) -> Detections:
-        return Detections(self.boxes * factor, self.scores, self.landmarks * factor)
-
     def select(self, index: np.ndarray | list[int]) -> Detections:
         return Detections(self.boxes[index], self.scores[index], self.landmarks[index])
 

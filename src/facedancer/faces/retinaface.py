@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facedancer import assets
-from facedancer.errors import CheckpointError
 from facedancer.faces.detect import Detections, downscale_factor, too_small
+from facedancer.weights_io import load_strict, read_state_dict
 
 Backbone = Literal["mobilenet0.25", "resnet50"]
 
@@ -242,21 +242,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, score_threshold: float, iou_thres
 
 def load_retinaface(path: str | Path, backbone: Backbone) -> RetinaFace:
     """A RetinaFace with a biubug6 ``*_Final.pth`` state dict (tensors only: ``weights_only=True``)."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a truncated or foreign file: many exception types, one user-facing meaning
-        raise CheckpointError(f"{path} is not a RetinaFace state dict: {e}") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training checkpoint
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a RetinaFace state dict: it holds a {type(state).__name__}")
-    # checkpoints saved from nn.DataParallel prefix every key with "module."
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    model = RetinaFace(RetinaFaceConfig(backbone))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit RetinaFace-{backbone}: {str(e).splitlines()[0]}") from None
+    state = read_state_dict(path, "RetinaFace state dict")
+    model = load_strict(RetinaFace(RetinaFaceConfig(backbone)), state, path, f"RetinaFace-{backbone}")
     return model.eval()
 
 

@@ -43,11 +43,11 @@ def load_encoder(name: str, weights: str | Path | None = None) -> IdentityEncode
     return _LOADERS[name](Path(weights) if weights is not None else assets.resolve(name))
 
 
-def load_model_encoder(model_dir: str | Path, name: str, weights: str | Path | None = None) -> IdentityEncoder:
-    """The encoder a model directory was made for: ``weights`` if given, else the copy the directory carries
-    in ``identity_encoder/`` (converted models), else the registry's."""
+def load_model_encoder(model_dir: str | Path, name: str) -> IdentityEncoder:
+    """The encoder a model directory was made for: the copy the directory carries in ``identity_encoder/``
+    (converted models), else the registry's."""
     carried = Path(model_dir) / ENCODER_DIR
-    return load_encoder(name, weights if weights is not None or not carried.is_dir() else carried)
+    return load_encoder(name, carried if carried.is_dir() else None)
 
 
 __all__ = [

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from facedancer.atomic import atomic_path
@@ -43,6 +42,7 @@ from facedancer.keras import (
     prefixed,
     read_keras,
 )
+from facedancer.weights_io import load_strict, read_state_dict
 
 NAME = "arcface-keras-r50"
 WHAT = "a Keras ArcFace ResNet (ArcFace-Res50.h5)"
@@ -168,9 +168,9 @@ class KerasResNet(IdentityEncoder):
         directory = Path(directory)
         try:
             doc = json.loads((directory / CONFIG_NAME).read_text(encoding="utf-8"))
-            tensors = load_file(str(directory / WEIGHTS_NAME))
-        except (OSError, ValueError, SafetensorError) as e:
+        except (OSError, ValueError) as e:
             raise CheckpointError(f"{directory} is not a converted {NAME} encoder: {e}") from None
+        tensors = read_state_dict(directory / WEIGHTS_NAME, f"converted {NAME} encoder")
         if not isinstance(doc, dict) or doc.pop("encoder", None) != NAME:
             raise CheckpointError(f"{directory}/{CONFIG_NAME} does not describe a {NAME} encoder")
         try:
@@ -190,13 +190,7 @@ class KerasResNet(IdentityEncoder):
         """The frozen encoder holding exactly ``tensors``; a :class:`CheckpointError` naming any misfit."""
         with torch.device("meta"):  # no random init: every tensor comes from the file
             net = cls(config)
-        own = net.state_dict()
-        problems = sorted(set(own) ^ set(tensors))
-        problems += [k for k in own if k in tensors and own[k].shape != tensors[k].shape]
-        if problems:
-            raise CheckpointError(f"{source} does not fit {NAME}: tensors {', '.join(problems[:4])}")
-        net.load_state_dict(tensors, strict=True, assign=True)
-        return net.freeze()
+        return load_strict(net, tensors, source, NAME).freeze()
 
     @classmethod
     def load(cls, path: str | Path) -> KerasResNet:

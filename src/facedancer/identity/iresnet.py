@@ -12,15 +12,15 @@ with these encoders the margins must be recalibrated.
 
 from __future__ import annotations
 
-import pickle
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from facedancer.errors import CheckpointError
 from facedancer.identity.base import IdentityEncoder, Stage
+from facedancer.weights_io import load_strict, read_state_dict
 
 #: residual blocks per stage, as insightface's iresnet50 / iresnet100
 LAYOUTS: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
@@ -111,37 +111,14 @@ class IResNet(IdentityEncoder):
         Keys must match exactly (a ``module.`` prefix from DistributedDataParallel is dropped);
         ``num_batches_tracked`` may be absent. Anything else is a :class:`CheckpointError` naming it.
         """
-        state = _read_state_dict(path)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path).items()}
         with torch.device("meta"):  # no random init: every tensor comes from the file
             net = cls(depth)
-        expected = net.state_dict()
-        _check_keys(state, expected, path, depth)
-        for key, value in expected.items():
+        for key, value in net.state_dict().items():
             if key.endswith("num_batches_tracked"):  # a training counter, absent from some releases
                 state.setdefault(key, torch.zeros_like(value, device="cpu"))
-        net.load_state_dict(state, strict=True, assign=True)
+        load_strict(net, state, path, f"iResNet-{depth}", partial(_depth_hint, depth=depth))
         return net.freeze()
-
-
-def _read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} does not exist") from None
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path} is not a readable torch weights file: it holds pickled Python objects beyond tensors, "
-            "which facedancer never unpickles (save the model's state_dict() instead)"
-        ) from None
-    except Exception as e:  # the unpickler raises anything (KeyError, EOFError, ...) on a malformed file
-        first_sentence = str(e).split(". ")[0].strip() or type(e).__name__
-        raise CheckpointError(
-            f"{path} is not a readable torch weights file (corrupt or truncated?): {first_sentence}"
-        ) from None
-    if not isinstance(obj, dict) or not all(isinstance(v, Tensor) for v in obj.values()):
-        keys = ", ".join(map(repr, list(obj)[:5])) if isinstance(obj, dict) else type(obj).__name__
-        raise CheckpointError(f"{path} does not hold a plain state dict of tensors (found {keys})")
-    return {k.removeprefix("module."): v.float() if v.is_floating_point() else v for k, v in obj.items()}
 
 
 def _stage_sizes(keys: Iterable[str]) -> tuple[int, ...]:
@@ -150,24 +127,11 @@ def _stage_sizes(keys: Iterable[str]) -> tuple[int, ...]:
     return tuple(1 + max((int(b) for s, b in found if s == f"layer{i}"), default=-1) for i in range(1, 5))
 
 
-def _check_keys(state: dict[str, Tensor], expected: dict[str, Tensor], path: str | Path, depth: int) -> None:
-    name = f"iResNet-{depth}"
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    if missing or unexpected:
-        sizes = _stage_sizes(state)
-        other = [d for d, layout in LAYOUTS.items() if layout == sizes and d != depth]
-        hint = f"; it looks like iResNet-{other[0]} (use arcface-iresnet{other[0]})" if other else ""
-        problems = [
-            f"{len(missing)} missing (e.g. {', '.join(missing[:3])})" if missing else "",
-            f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})" if unexpected else "",
-        ]
-        raise CheckpointError(
-            f"{path} is not an arcface_torch {name} backbone: tensors {'; '.join(p for p in problems if p)}"
-            f", blocks per stage {sizes}, expected {LAYOUTS[depth]}{hint}"
-        )
-    for key, value in state.items():
-        if value.shape != expected[key].shape:
-            raise CheckpointError(
-                f"{path}: {key} has shape {tuple(value.shape)}, {name} expects {tuple(expected[key].shape)}"
-            )
+def _depth_hint(state: Mapping[str, Tensor], depth: int) -> str:
+    """What a misfit's blocks per stage say: a released backbone of the other depth is the usual mistake."""
+    sizes = _stage_sizes(state)
+    if sizes == LAYOUTS[depth]:
+        return ""
+    other = [d for d, layout in LAYOUTS.items() if layout == sizes]
+    hint = f"; it looks like iResNet-{other[0]} (use arcface-iresnet{other[0]})" if other else ""
+    return f"; blocks per stage {sizes}, expected {LAYOUTS[depth]}{hint}"

@@ -7,7 +7,7 @@ from facedancer.io.formats import (
     VIDEO_SUFFIXES,
     media_kind,
 )
-from facedancer.io.image import DEFAULT_MAX_PIXELS, read_image, write_image
+from facedancer.io.image import DEFAULT_MAX_PIXELS, decode_image, read_image, write_image
 from facedancer.io.provenance import (
     COMPOSITE_SYNTHETIC,
     COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
@@ -31,6 +31,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "decode_image",
     "media_kind",
     "read_image",
     "read_label",

@@ -1,5 +1,8 @@
 """Read any common photo as upright RGB uint8, and write labelled images atomically.
 
+Every image facedancer reads goes through here: user photos (:func:`read_image`), and bytes already in
+memory such as a training set's crops from a folder or a tar shard (:func:`decode_image`).
+
 Reading refuses, with one line naming the file and the reason, anything that is not a complete image
 in a supported format, and images above a pixel cap checked from the header before any decoding
 (decompression bombs). Writing always goes through :func:`facedancer.atomic.atomic_path`.
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -44,29 +48,41 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PI
     """
     path = Path(path)
     require_file(path, "image")
+    return _decode(path, path, max_pixels)
+
+
+def decode_image(data: bytes, name: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An encoded image already in memory (a member of a tar shard, a training crop) read exactly as
+    :func:`read_image` reads a file; ``name`` says where it came from in errors."""
+    if not data:
+        raise InputError(f"cannot read image {name}: the file is empty")
+    return _decode(BytesIO(data), name, max_pixels)
+
+
+def _decode(source: Path | BytesIO, name: str | os.PathLike[str], max_pixels: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap decides below
-            image = Image.open(path, formats=READ_FORMATS)
+            image = Image.open(source, formats=READ_FORMATS)
     except UnidentifiedImageError:
         raise InputError(
-            f"cannot read image {path}: not an image in a supported format ({', '.join(READ_FORMATS)})"
+            f"cannot read image {name}: not an image in a supported format ({', '.join(READ_FORMATS)})"
         ) from None
     except Image.DecompressionBombError as e:
-        raise InputError(f"cannot read image {path}: refused as a possible decompression bomb ({e})") from None
+        raise InputError(f"cannot read image {name}: refused as a possible decompression bomb ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"cannot read image {path}: {reason(e)}") from None
+        raise InputError(f"cannot read image {name}: {reason(e)}") from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
             raise InputError(
-                f"cannot read image {path}: {width}x{height} is {width * height / 1e6:.0f} MP, above the "
+                f"cannot read image {name}: {width}x{height} is {width * height / 1e6:.0f} MP, above the "
                 f"{max_pixels / 1e6:g} MP limit (a possible decompression bomb)"
             )
         try:
             return to_rgb(ImageOps.exif_transpose(image))
         except (OSError, SyntaxError, ValueError, EOFError) as e:
-            raise InputError(f"cannot read image {path}: truncated or corrupt ({reason(e)})") from None
+            raise InputError(f"cannot read image {name}: truncated or corrupt ({reason(e)})") from None
 
 
 def to_rgb(image: Image.Image) -> np.ndarray:

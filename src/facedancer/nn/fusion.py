@@ -79,7 +79,11 @@ class AFFA(Fusion):
         return torch.sigmoid(self.conv2(self.norm(x)))
 
     def forward(self, z_a: Tensor, h: Tensor) -> Tensor:
-        m = self.mask(z_a, h)
+        return self.gate(z_a, h, self.mask(z_a, h))
+
+    @staticmethod
+    def gate(z_a: Tensor, h: Tensor, m: Tensor) -> Tensor:
+        """``(1 - m) z_a + m h``: the mask's choice between the target's attributes and the decoder path."""
         return (1 - m) * z_a + m * h
 
 

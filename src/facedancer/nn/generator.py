@@ -118,16 +118,19 @@ class Generator(Pretrained):
             skips.append(block(skips[-1]))
         h = self.bottleneck_up(self.bottleneck(skips[-1]), w)
         for fuse, up, skip, r in zip(self.fuse, self.up, reversed(skips), self.config.stage_resolutions, strict=False):
-            if masks is not None and isinstance(fuse, AFFA):
-                masks[f"fuse{r}"] = fuse.mask(skip, h)
-            h = up(fuse(skip, h), w)
+            if masks is not None and isinstance(fuse, AFFA):  # the mask it gates with, computed once
+                masks[f"fuse{r}"] = m = fuse.mask(skip, h)
+                h = up(fuse.gate(skip, h, m), w)
+            else:
+                h = up(fuse(skip, h), w)
         return h
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         return self._run(x, z, None)
 
     def attention_maps(self, x: Tensor, z: Tensor) -> dict[str, Tensor]:
-        """AFFA masks per stage (``fuse32`` ...), each ``(B, C, r, r)`` in [0, 1], for analysis."""
+        """AFFA masks per stage (``fuse32`` ...), each ``(B, C, r, r)`` in [0, 1], for analysis (the official
+        parity check compares them with TensorFlow's: ``tools/official_parity.py``)."""
         masks: dict[str, Tensor] = {}
         self._run(x, z, masks)
         return masks

@@ -2,7 +2,8 @@
 
 A model is a directory: ``config.json`` (the class and every constructor argument, so the file alone
 rebuilds the network) and ``model.safetensors``. This is the only file access in ``nn``: its own
-weights, through safetensors, which cannot execute code (no pickle, ever).
+weights, through safetensors, which cannot execute code (no pickle, ever), read and checked by
+:mod:`facedancer.weights_io` like every other weights file.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from facedancer.atomic import atomic_path
 from facedancer.config import from_dict, to_dict
 from facedancer.errors import CheckpointError, ConfigError
+from facedancer.weights_io import load_strict, read_state_dict
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -86,31 +87,12 @@ class Pretrained(nn.Module):
         if not weights_path.is_file():
             raise CheckpointError(f"{directory} is not a facedancer model: {WEIGHTS_NAME} is missing")
         model = target(config)
-        try:
-            tensors = load_file(str(weights_path))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{weights_path} is truncated or corrupt ({e})") from None
-        model.load_weights(tensors, source=weights_path)
+        model.load_weights(read_state_dict(weights_path), source=weights_path)
         return model
 
     def load_weights(self, tensors: dict[str, torch.Tensor], source: str | Path = "weights") -> None:
         """Load a state dict strictly, with one message listing every missing, extra or mis-shaped tensor."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(tensors))
-        extra = sorted(set(tensors) - set(own))
-        shapes = [
-            f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
-            for k, v in own.items()
-            if k in tensors and tensors[k].shape != v.shape
-        ]
-        problems = [
-            f"{label}: {_brief(items)}"
-            for label, items in (("missing tensors", missing), ("unexpected tensors", extra), ("wrong shapes", shapes))
-            if items
-        ]
-        if problems:
-            raise CheckpointError(f"{source} does not fit {type(self).__name__}: " + "; ".join(problems))
-        self.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+        load_strict(self, tensors, source)
 
 
 def _read_json(config_path: Path) -> dict[str, Any]:
@@ -131,8 +113,3 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     if not isinstance(meta, dict):
         raise CheckpointError(f"{directory}/{CONFIG_NAME}: 'meta' must be an object")
     return meta
-
-
-def _brief(items: list[str], limit: int = 4) -> str:
-    more = f" and {len(items) - limit} more" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more

@@ -103,14 +103,13 @@ class GeneratorSwapper:
         directory: str | Path,
         device: str | torch.device = "cpu",
         precision: Precision = "auto",
-        encoder_weights: str | Path | None = None,
         backend: Backend = "auto",
     ) -> GeneratorSwapper:
         generator = Generator.from_pretrained(directory)
         meta = read_meta(directory)
         dim = generator.config.identity_dim
         encoder_name = meta.get("identity_encoder") or _encoder_for(dim)
-        encoder = load_model_encoder(directory, encoder_name, encoder_weights)
+        encoder = load_model_encoder(directory, encoder_name)
         if encoder.embedding_dim != dim:
             raise CheckpointError(
                 f"{directory}: identity encoder {encoder_name!r} gives {encoder.embedding_dim}-d embeddings, "
@@ -151,7 +150,6 @@ def load_crop_swapper(
     model: str | Path = DEFAULT_MODEL,
     device: str | torch.device = "cpu",
     precision: Precision = "auto",
-    encoder_weights: str | Path | None = None,
     compile: bool = False,
     backend: Backend = "auto",
 ) -> CropSwapper:
@@ -159,4 +157,4 @@ def load_crop_swapper(
     if str(model) == CLASSICAL:
         return ClassicalSwapper()
     backend = "compile" if compile and backend == "auto" else backend
-    return GeneratorSwapper.from_pretrained(model_directory(model), device, precision, encoder_weights, backend)
+    return GeneratorSwapper.from_pretrained(model_directory(model), device, precision, backend)

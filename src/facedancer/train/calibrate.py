@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from facedancer.errors import InputError
 from facedancer.faces.align import alignment_matrix, transform_points
 from facedancer.faces.classical_swap import classical_swap
+from facedancer.io.image import read_image
 from facedancer.train.data import CropIndex, seeded, to_tensor
 from facedancer.train.ifsr import Margins, cosine_distance
 from facedancer.train.prepare import MANIFEST, read_manifest
@@ -62,10 +63,10 @@ def folder_triplets(root: Path) -> Iterator[Triplet]:
     for name in names:
         images = []
         for part in ("target", "source", "changed"):
-            image = cv2.imread(str(root / part / name), cv2.IMREAD_COLOR)
-            if image is None:
-                raise InputError(f"missing or unreadable {root / part / name}")
-            images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+            try:
+                images.append(read_image(root / part / name))
+            except InputError as e:
+                raise InputError(f"missing or unreadable {part} image: {e}") from None
         if len({im.shape for im in images}) != 1:
             raise InputError(f"{name}: target, source and changed differ in size")
         yield Triplet(*images)

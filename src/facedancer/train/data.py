@@ -33,8 +33,9 @@ from torch.utils.data import Dataset
 
 from facedancer.errors import InputError
 from facedancer.io.failures import reason
+from facedancer.io.image import decode_image
 from facedancer.train.config import AugmentConfig
-from facedancer.train.prepare import QUALITY_FLAG, decode_image, read_manifest, read_record, tar_key
+from facedancer.train.prepare import QUALITY_FLAG, read_manifest, read_record, tar_key
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
@@ -136,13 +137,14 @@ class CropIndex:
         """RGB uint8 crop resized to ``size`` (area filter when shrinking)."""
         path = self.root / self.files[i]
         try:
-            image = decode_image(path.read_bytes() if self.members is None else self.members[self.files[i]].read())
-        except (OSError, InputError) as e:
+            data = path.read_bytes() if self.members is None else self.members[self.files[i]].read()
+        except OSError as e:
             raise InputError(f"cannot read {path}: {reason(e)}") from None
+        image = decode_image(data, path)
         if image.shape[0] != size:
             interp = cv2.INTER_AREA if image.shape[0] > size else cv2.INTER_LINEAR
             image = cv2.resize(image, (size, size), interpolation=interp)
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        return image
 
 
 def to_tensor(image: np.ndarray) -> Tensor:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from facedancer.errors import CheckpointError
+from facedancer.weights_io import load_strict, read_state_dict
 
 #: torchvision's configuration "D": conv widths, "M" = 2x2 max pool
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -45,16 +45,11 @@ class VGG16Features(nn.Module):
 
     @classmethod
     def from_torchvision(cls, path: str | Path, input: str = "imagenet") -> VGG16Features:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a bad file
-            raise CheckpointError(f"{path} is not a loadable torchvision VGG16 state dict ({e})") from None
+        """torchvision's ImageNet state dict; its ``classifier.*`` tensors are not needed and not read."""
+        state = read_state_dict(path, "torchvision VGG16 state dict")
         model = cls(input)
-        own = model.features.state_dict()
         wanted = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
-        if set(wanted) != set(own) or any(wanted[k].shape != v.shape for k, v in own.items()):
-            raise CheckpointError(f"{path} does not hold torchvision VGG16 weights (features.* keys and shapes)")
-        model.features.load_state_dict(wanted)
+        load_strict(model.features, wanted, path, "torchvision VGG16 features")
         return model
 
     def train(self, mode: bool = True) -> VGG16Features:
