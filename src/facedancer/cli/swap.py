@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from facedancer.cli.app import app
+from facedancer.cli.options import BlendMask, Colour, Poisson
 from facedancer.errors import ConfigError
 
 console = Console(stderr=True)
@@ -72,12 +73,9 @@ def swap(
     ] = "auto",
     compile: Annotated[bool, typer.Option("--compile", hidden=True, help="same as --backend compile")] = False,
     detector: Annotated[Literal["yunet", "retinaface"], typer.Option(help="face detector")] = "yunet",
-    blend: Annotated[
-        Literal["landmarks", "rect-image", "rect-video"],
-        typer.Option(help="paste-back mask: soft landmark outline, or the official feathered rectangles"),
-    ] = "landmarks",
-    colour: Annotated[bool, typer.Option("--colour/--no-colour", help="match the face's colour to the target")] = True,
-    poisson: Annotated[bool, typer.Option(help="Poisson (gradient-domain) blending on top of the mask")] = False,
+    blend: BlendMask = "landmarks",
+    colour: Colour = True,
+    poisson: Poisson = False,
     batch_size: Annotated[
         int | None, typer.Option(help="faces per generator batch [default: 8 on a GPU, 1 on a CPU]")
     ] = None,
