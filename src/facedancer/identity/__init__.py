@@ -16,6 +16,7 @@ from facedancer.identity.arcface_keras import KerasResNet
 from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, prepare
 from facedancer.identity.iresnet import LAYOUTS, IResNet
 from facedancer.identity.sface import SFace
+from facedancer.identity.tensors import encode_crops
 
 #: embedding size of every encoder a preset may name
 EMBEDDING_DIMS: dict[str, int] = {
@@ -57,6 +58,7 @@ __all__ = [
     "IdentityEncoder",
     "KerasResNet",
     "SFace",
+    "encode_crops",
     "from_uint8",
     "load_encoder",
     "load_model_encoder",
