@@ -4,6 +4,7 @@ cross-pair diagnostic needs no boolean indexing."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -105,3 +106,23 @@ def test_cross_pair_diagnostic_without_boolean_indexing(lfw_crops, tmp_path):
     values = read_values(logged)
     assert values == {"G/id": 0.5}
     trainer.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_step_between_checks_never_waits_for_the_gpu(lfw_crops, tmp_path):
+    """Only checked steps (logs, checkpoints) read losses on the host; the others queue work and go on."""
+    preset = _preset(lfw_crops, tmp_path)
+    preset = replace(preset, train=replace(preset.train, device="cuda"))
+    trainer = Trainer(preset, tmp_path / "run")
+    try:
+        trainer.train_step(check=True)  # the first step makes its constant masks once
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            for _ in range(2):
+                logged = trainer.train_step(check=False)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert set(read_values(logged)) >= {"G/total", "D/total"}
+        trainer.train_step(check=True)
+    finally:
+        trainer.close()

@@ -108,8 +108,9 @@ class Meter:
         keys = tuple(logged)
         values = torch.stack([v.float() for v in logged.values()]).double()
         if not self.steps:
+            if keys != self._keys:  # made once: a tensor made from a list is a copy the host waits for
+                self._cross = torch.tensor([k.endswith(CROSS_SUFFIX) for k in keys], device=values.device)
             self._keys = keys
-            self._cross = torch.tensor([k.endswith(CROSS_SUFFIX) for k in keys], device=values.device)
             self._sums = torch.zeros_like(values)
             self._present = torch.zeros_like(values)
         elif keys != self._keys:
