@@ -10,8 +10,9 @@ unless a config option says otherwise).
 
 Adam(1e-4, betas (0, 0.99), eps 1e-7) with lr x0.97 per 100k steps (continuous), gradient accumulation
 over micro-batches, autocast (bf16, or fp16 with a GradScaler) and data-parallel gradient averaging.
-Nothing here waits for the GPU: a step returns its logged values as device tensors, and whoever needs
-them on the host (logging, the non-finite guard) reads them at its own interval.
+Nothing here waits for the GPU (but fp16's GradScaler, which reads its overflow flag every step): a step
+returns its logged values as device tensors, and whoever needs them on the host (logging, the non-finite
+guard) reads them at its own interval.
 """
 
 from __future__ import annotations
