@@ -35,7 +35,8 @@ def measure(preset_name: str, args: argparse.Namespace) -> dict:
 
     from facedancer.nn import parameter_count
     from facedancer.presets import load_preset
-    from facedancer.train.trainer import Trainer, resolve_perceptual
+    from facedancer.train.run import resolve_perceptual
+    from facedancer.train.trainer import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -82,6 +82,8 @@ def make_parents(target: Path) -> list[Path]:
         if folder.is_dir():
             break
         if os.path.lexists(folder):
+            if folder.is_dir():  # made since the line above by another process (parallel workers, one tree)
+                break
             kind = "a file, not a folder" if folder.is_file() else "not a folder"
             raise NotADirectoryError(errno.ENOTDIR, f"{folder} is {kind}", str(folder))
         missing.append(folder)

@@ -141,3 +141,11 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must contain a mapping at the top level")
     return data
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``--shard K/N`` (``prepare``, ``eval``): part K, 0-based, of N parts of the work, one per machine or job."""
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise ConfigError(f"--shard expects K/N with 0 <= K < N (for example 0/4), got {text!r}")
+    return int(k), int(n)

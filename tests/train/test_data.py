@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from facedancer.train.config import AugmentConfig
+from facedancer.presets import AugmentConfig
 from facedancer.train.data import CropIndex, PairDataset, PairSampler, augment, seeded, validation_pairs
 
 

@@ -31,9 +31,11 @@ from facedancer.errors import CheckpointError, ConfigError, InputError
 from facedancer.presets import Preset
 from facedancer.train import checkpoint
 from facedancer.train.data import to_tensor
+from facedancer.train.dataset_format import write_record
+from facedancer.train.loop import Hook
 from facedancer.train.monitor import read_metrics
-from facedancer.train.prepare import write_record
-from facedancer.train.trainer import Trainer, load_run_config, resolve_perceptual, train, write_config
+from facedancer.train.run import load_run_config, process_settings, resolve_perceptual, train, write_config
+from facedancer.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = ("generator", "discriminator")
@@ -200,23 +202,21 @@ def test_ctrl_c_and_sigterm_checkpoint_and_resume_bit_identically(straight, micr
     """Signals at steps 2 and 3 of the same run; the metrics show each resumption and no step twice."""
     trainer = Trainer(micro_preset(tmp_path), tmp_path)
     stops = {2: signal.SIGINT, 3: signal.SIGTERM}
-    step = trainer.train_step
 
-    def step_then_signal():
-        values = step()
-        if trainer.step in stops:
-            os.kill(os.getpid(), stops.pop(trainer.step))
-        return values
+    class SignalAfterStep(Hook):
+        def after_step(self, trainer, logged):
+            if trainer.step in stops:
+                os.kill(os.getpid(), stops.pop(trainer.step))
 
-    trainer.train_step = step_then_signal
+    hooks = [*trainer.hooks(), SignalAfterStep()]
     try:
-        first = trainer.fit()
+        first = trainer.fit(hooks)
         assert (first.status, first.step, first.checkpoint.name) == ("SIGINT", 2, "step-00000002")
         trainer.resume()
-        second = trainer.fit()
+        second = trainer.fit(hooks)
         assert (second.status, second.step) == ("SIGTERM", 3)
         trainer.resume()
-        assert trainer.fit().status == "finished"
+        assert trainer.fit(hooks).status == "finished"
     finally:
         trainer.close()
     assert_identical(live_weights(trainer), straight["weights"][4])
@@ -310,22 +310,24 @@ def test_unreadable_crops_are_replaced_counted_and_never_stop_the_run(
     preset = from_dict(Preset, {**to_dict(preset), "data": {**to_dict(preset.data), "root": str(data), "workers": 1}})
     trainer = Trainer(preset, tmp_path)
     try:
-        # the trainer seeds numpy's and Python's generators too
-        assert np.random.random() == np.random.RandomState(0).random_sample()
-        assert random.random() == random.Random(0).random()
-        first = trainer._sampler(0).batch(0)[0][0]
-        broken = trainer.train_crops.files[first]
+        with process_settings(preset.train, trainer.device):  # where a run starts
+            # the run seeds numpy's and Python's generators too
+            assert np.random.random() == np.random.RandomState(0).random_sample()
+            assert random.random() == random.Random(0).random()
+        feed = trainer.feed
+        first = feed.sampler(0).batch(0)[0][0]
+        broken = feed.train_crops.files[first]
         (data / broken).write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
         with pytest.warns(UserWarning, match=f"skipping unreadable crop .*{broken}"):
             batch = trainer.next_batch()
-        assert trainer.unreadable == {broken}
-        replacement = to_tensor(trainer.train_crops.load((first + 1) % len(trainer.train_crops), 32))
-        assert torch.equal(trainer.dataset[(first, first, True)]["target"], replacement)
+        assert feed.unreadable == {broken}
+        replacement = to_tensor(feed.train_crops.load((first + 1) % len(feed.train_crops), 32))
+        assert torch.equal(feed.dataset[(first, first, True)]["target"], replacement)
         assert batch.target.shape[0] == 2
         trainer.close()
         for crop in (data / "crops").rglob("*.png"):  # the dataset is gone (unmounted, deleted)
             crop.unlink()
-        trainer.position = 5
+        feed.position = 5
         with pytest.raises(InputError, match=r"crops in a row could not be read .* is .* still there") as e:
             trainer.next_batch()
         assert "\n" not in str(e.value)

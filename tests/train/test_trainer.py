@@ -20,8 +20,10 @@ from facedancer.nn.pretrained import read_meta
 from facedancer.presets import Preset
 from facedancer.swap import FaceSwapper
 from facedancer.train import checkpoint
-from facedancer.train.prepare import read_manifest
-from facedancer.train.trainer import HELD_OUT, Trainer, resolve_perceptual, train
+from facedancer.train.dataset_format import read_manifest
+from facedancer.train.monitor import read_values
+from facedancer.train.run import HELD_OUT, resolve_perceptual, train
+from facedancer.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -151,7 +153,7 @@ class Poisoned(torch.nn.Module):
 
     def __init__(self, trainer: Trainer, at_step: int) -> None:
         super().__init__()
-        self.real, self.trainer, self.at_step = trainer.reconstruction, trainer, at_step
+        self.real, self.trainer, self.at_step = trainer.gan.reconstruction, trainer, at_step
 
     def forward(self, swap, target, same):
         value = self.real(swap, target, same)
@@ -161,7 +163,7 @@ class Poisoned(torch.nn.Module):
 def test_nan_guard_stops_before_the_update_and_keeps_the_last_checkpoint(lfw_crops, tmp_path):
     preset = resolve_perceptual(micro(lfw_crops, tmp_path, steps=10, checkpoint_every=1))
     trainer = Trainer(preset, tmp_path)
-    trainer.reconstruction = Poisoned(trainer, at_step=3)
+    trainer.gan.reconstruction = Poisoned(trainer, at_step=3)
     try:
         with pytest.raises(TrainingError, match=r"non-finite loss at step 4 \(G/rec=nan.*last good checkpoint"):
             trainer.fit()
@@ -175,20 +177,27 @@ def test_nan_guard_stops_before_the_update_and_keeps_the_last_checkpoint(lfw_cro
 
 def test_options_alternating_accumulation_hinge_official_and_lr_schedule(lfw_crops, tmp_path):
     config = micro_config(lfw_crops, tmp_path, steps=3, update="alternating", accumulate=2, lr_decay_steps=4)
-    config["train"]["loss"] = {"adversarial": "hinge", "reconstruction": "official", "r1_gamma": 0.0}
+    config["train"]["loss"] = {
+        "adversarial": "hinge",
+        "reconstruction": "official",
+        "perceptual_mean": "official",
+        "r1_gamma": 0.0,
+    }
     config["ifsr"]["reduction"] = "sample"
     config["data"]["augment"] = {"per": "sample"}
     preset = resolve_perceptual(from_dict(Preset, config))
     trainer = Trainer(preset, tmp_path)
     try:
-        values = [trainer.train_step() for _ in range(3)]
+        values = [read_values(trainer.train_step()) for _ in range(3)]
     finally:
         trainer.close()
     assert all(np.isfinite(v).all() for row in values for v in row.values())
     assert "D/r1" not in values[0] and {"G/ifsr", "G/p", "G/cyc", "G/rec"} <= set(values[0])
-    assert trainer.position == 6  # two micro-batches per step
-    assert trainer.sched_g.get_last_lr()[0] == pytest.approx(1e-4 * 0.97 ** (3 / 4))
-    assert trainer.opt_g.param_groups[0]["betas"] == (0.0, 0.99) and trainer.opt_g.param_groups[0]["eps"] == 1e-7
+    assert trainer.feed.position == 6  # two micro-batches per step
+    assert trainer.gan.sched_g.get_last_lr()[0] == pytest.approx(1e-4 * 0.97 ** (3 / 4))
+    assert (
+        trainer.gan.opt_g.param_groups[0]["betas"] == (0.0, 0.99) and trainer.gan.opt_g.param_groups[0]["eps"] == 1e-7
+    )
 
 
 def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_path):
@@ -317,7 +326,7 @@ def test_init_starts_a_new_run_from_a_converted_official_model(lfw_crops, offici
         ):
             ours, theirs = net.state_dict(), reference.state_dict()
             assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
-        assert trainer.step == 0 and not trainer.opt_g.state and trainer.ifsr is not None
+        assert trainer.step == 0 and not trainer.gan.opt_g.state and trainer.gan.ifsr is not None
     finally:
         trainer.close()
 

@@ -185,12 +185,12 @@ for _name in PROTOCOL_HELP:
 
 
 def _evaluate(sampling, run, shard, output: Path, dry_run: bool) -> None:
+    from facedancer.device import resolve_device
     from facedancer.eval.contenders import load_contenders
     from facedancer.eval.protocols import make_plan
     from facedancer.eval.report import merge as merge_parts
     from facedancer.eval.runner import Instruments, run_shard
     from facedancer.swap.models import CLASSICAL, model_directory
-    from facedancer.swap.swapper import resolve_device
 
     for spec in run.models:  # a mistyped model fails before a long plan over thousands of videos
         if spec != CLASSICAL:

@@ -91,10 +91,11 @@ def swap(
     ] = False,
 ) -> None:
     """Swap the source face onto faces in TARGET and write OUT (labelled as synthetic media)."""
+    from facedancer.device import resolve_device
     from facedancer.faces import BlendConfig
     from facedancer.io import media_kind
     from facedancer.swap import FaceSwapper, Selection
-    from facedancer.swap.swapper import check_outputs, resolve_device
+    from facedancer.swap.files import check_outputs
 
     sources, mode, index, references = _selection_args(faces, pair or [], source or [])
     _check_numbers(threshold, batch_size, max_frames)

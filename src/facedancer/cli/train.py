@@ -15,7 +15,6 @@ import typer
 from rich.console import Console
 
 from facedancer.cli.app import app
-from facedancer.errors import InputError
 
 console = Console()
 
@@ -30,13 +29,6 @@ def _one_line_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.showwarning = show
         yield
-
-
-def _parse_shard(text: str) -> tuple[int, int]:
-    k, sep, n = text.partition("/")
-    if not sep or not k.isdigit() or not n.isdigit():
-        raise InputError(f"--shard expects K/N (for example 0/8), got {text!r}")
-    return int(k), int(n)
 
 
 @app.command()
@@ -59,6 +51,7 @@ def prepare(
 
     Resumable: a rerun skips every file an earlier run (or another shard) finished.
     """
+    from facedancer.config import parse_shard
     from facedancer.train.prepare import PrepareOptions
     from facedancer.train.prepare import prepare as run_prepare
 
@@ -67,7 +60,7 @@ def prepare(
         min_face=min_face,
         every=every,
         workers=workers,
-        shard=_parse_shard(shard),
+        shard=parse_shard(shard),
         tar_samples=tar_samples,
         image_format=image_format,
         quality=quality,
@@ -136,33 +129,32 @@ def train(
 
     Multi-GPU / multi-node: launch with torchrun, e.g. `torchrun --nproc_per_node 8 -m facedancer train ...`.
     """
+    import json
+
     import yaml
 
-    from facedancer.config import apply_overrides, from_dict, load_yaml, to_dict
+    from facedancer.config import to_dict
     from facedancer.errors import ConfigError
-    from facedancer.presets import Preset, preset_path
+    from facedancer.presets import load_preset
 
     if resume is not None:
         if config is not None:
             raise ConfigError("--resume continues a run with its own config.yaml: drop CONFIG (change it with --set)")
         if init is not None:
             raise ConfigError("--init starts a new run from a model's weights; --resume continues a run: give one")
-        from facedancer.train.trainer import load_run_config
+        from facedancer.train.run import load_run_preset
 
-        data = load_run_config(resume)
+        preset = load_run_preset(resume, set_ or [])
     elif config is None:
         raise ConfigError("give a preset name or config file (or --resume RUN_DIR)")
     else:
-        path = preset_path(config)
-        data = load_yaml(path)
-        data.setdefault("name", path.stem)
-        if init is not None:
-            data.setdefault("train", {})["init"] = str(init)
-    preset = from_dict(Preset, apply_overrides(data, set_ or []))
+        # --init is train.init, which a later --set may still change
+        init_set = [f"train.init={json.dumps(str(init))}"] if init is not None else []
+        preset = load_preset(config, [*init_set, *(set_ or [])])
     if dry_run:
         typer.echo(yaml.safe_dump(to_dict(preset), sort_keys=False), nl=False)
         return
-    from facedancer.train.trainer import train as run_training
+    from facedancer.train.run import train as run_training
 
     with _one_line_warnings():
         result = run_training(preset, resume=resume)

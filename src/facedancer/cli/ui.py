@@ -34,7 +34,7 @@ def ui(
         raise ConfigError(
             f"facedancer ui needs the ui extra ({', '.join(missing)} missing): pip install 'facedancer-pytorch[ui]'"
         )
-    from facedancer.swap.swapper import resolve_device
+    from facedancer.device import resolve_device
     from facedancer.ui import create_app, listen, serve, url
 
     resolve_device(device)

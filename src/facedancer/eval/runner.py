@@ -33,7 +33,7 @@ from rich.progress import MofNCompleteColumn, Progress
 
 from facedancer import __version__
 from facedancer.atomic import atomic_path
-from facedancer.config import to_dict
+from facedancer.config import parse_shard, to_dict
 from facedancer.errors import ConfigError, InputError, OutputError
 from facedancer.eval.contenders import Contender, CopyTarget
 from facedancer.eval.media import pick_face, read_media
@@ -81,10 +81,7 @@ class Shard:
 
     @classmethod
     def parse(cls, text: str) -> Shard:
-        k, sep, n = text.partition("/")
-        if not (sep and k.isdigit() and n.isdigit() and int(k) < int(n)):
-            raise ConfigError(f"--shard expects K/N with 0 <= K < N (for example 0/4), got {text!r}")
-        return cls(int(k), int(n))
+        return cls(*parse_shard(text))
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

@@ -17,6 +17,7 @@ from facedancer.identity.base import INPUT_SIZE, IdentityEncoder, from_uint8, pr
 from facedancer.identity.inference import embed_crops
 from facedancer.identity.iresnet import LAYOUTS, IResNet
 from facedancer.identity.sface import SFace
+from facedancer.identity.tensors import encode_crops
 
 #: embedding size of every encoder a preset may name
 EMBEDDING_DIMS: dict[str, int] = {
@@ -59,6 +60,7 @@ __all__ = [
     "KerasResNet",
     "SFace",
     "embed_crops",
+    "encode_crops",
     "from_uint8",
     "load_encoder",
     "load_model_encoder",

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from facedancer.device import resolve_device
 from facedancer.errors import ConfigError, FacedancerError, InputError, NoFaceError
 from facedancer.faces import (
     BlendConfig,
@@ -64,25 +65,6 @@ class _Face:
     matrix: np.ndarray
     landmarks: np.ndarray
     source: int
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` checked before any work: a typo or a missing GPU is one line, not a torch traceback later."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(f"--device {device!r}: not a device; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {device}: no CUDA GPU is available to this torch build")
-        if (dev.index or 0) >= torch.cuda.device_count():
-            raise ConfigError(f"--device {device}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 ...)")
-    elif dev.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"--device {device}: Metal is not available on this machine")
-    elif dev.type != "cpu":
-        raise ConfigError(f"--device {device}: not supported; use cpu, cuda, cuda:N or mps")
-    return dev
 
 
 def default_batch_size(device: torch.device) -> int:

@@ -32,10 +32,11 @@ from torch import Tensor, nn
 from facedancer.errors import InputError
 from facedancer.faces.align import alignment_matrix, transform_points
 from facedancer.faces.classical_swap import classical_swap
+from facedancer.identity import encode_crops
 from facedancer.io.image import read_image
 from facedancer.train.data import CropIndex, seeded, to_tensor
+from facedancer.train.dataset_format import MANIFEST, read_manifest, row_landmarks
 from facedancer.train.ifsr import Margins, cosine_distance
-from facedancer.train.prepare import MANIFEST, read_manifest
 
 KINDS = ("target_changed", "changed_source", "target_source")
 LABELS = {
@@ -87,7 +88,7 @@ def cross_pairs(crops: CropIndex, count: int, seed: int) -> list[tuple[int, int]
 
 def crop_points(row: dict[str, str], size: int) -> np.ndarray:
     """A manifest row's landmarks mapped into its aligned crop."""
-    points = np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)])
+    points = row_landmarks(row)
     return transform_points(points, alignment_matrix(points, size))
 
 
@@ -100,8 +101,13 @@ def classical_triplets(root: Path, count: int, seed: int) -> Iterator[Triplet]:
         yield Triplet(target, source, changed)
 
 
-class GeneratorSwapper:
-    """A facedancer generator checkpoint as the reference swapper (its identity encoder from its meta)."""
+class GeneratorReference:
+    """A facedancer generator checkpoint as the pre-study's reference swapper, on aligned crop pairs.
+
+    Not the swap pipeline's ``swap.models.GeneratorSwapper``: the source is already an aligned crop here,
+    so its embedding comes from that crop as in training (:func:`~facedancer.identity.encode_crops`), and
+    the generator runs in fp32 on the CPU.
+    """
 
     def __init__(self, model_dir: Path) -> None:
         from facedancer.identity import load_model_encoder
@@ -116,19 +122,17 @@ class GeneratorSwapper:
 
     @torch.no_grad()
     def __call__(self, target: np.ndarray, source: np.ndarray) -> np.ndarray:
-        from facedancer.identity import prepare
-
         size = self.generator.config.image_size
         x_t, x_s = (
             to_tensor(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA))[None] for im in (target, source)
         )
-        z = self.encoder(prepare(x_s))
+        z, _ = encode_crops(self.encoder, x_s)
         y = self.generator(x_t, z).clamp(-1, 1)
         return ((y[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
 
 
 def generator_triplets(root: Path, model_dir: Path, count: int, seed: int) -> Iterator[Triplet]:
-    swapper = GeneratorSwapper(model_dir)
+    swapper = GeneratorReference(model_dir)
     crops = CropIndex.open(root)
     for t, s in cross_pairs(crops, count, seed):
         target, source = crops.load(t, 256), crops.load(s, 256)
@@ -138,8 +142,6 @@ def generator_triplets(root: Path, model_dir: Path, count: int, seed: int) -> It
 @torch.no_grad()
 def measure(encoder: nn.Module, triplets: Iterator[Triplet], batch_size: int = 8, progress=None) -> Distances:
     """Cosine distances of every block for the three pairings, over all triplets."""
-    from facedancer.identity import prepare
-
     names = list(encoder.feature_names)
     found: dict[str, dict[str, list[Tensor]]] = {n: {k: [] for k in KINDS} for n in names}
 
@@ -147,7 +149,7 @@ def measure(encoder: nn.Module, triplets: Iterator[Triplet], batch_size: int = 8
         feats = {}
         for part in ("target", "source", "changed"):
             x = torch.stack([to_tensor(getattr(t, part)) for t in batch])
-            found_part = encoder.features(prepare(x, encoder.input_size), names)
+            _, found_part = encode_crops(encoder, x, names)
             feats[part] = {n: f.double() for n, f in found_part.items()}
         for n in names:
             found[n]["target_changed"].append(cosine_distance(feats["target"][n], feats["changed"][n]))

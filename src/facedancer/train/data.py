@@ -19,7 +19,6 @@ run never stops at the same step on every resume. Many unreadable crops in a row
 from __future__ import annotations
 
 import signal
-import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +33,8 @@ from torch.utils.data import Dataset
 from facedancer.errors import InputError
 from facedancer.io.failures import reason
 from facedancer.io.image import decode_image
-from facedancer.train.config import AugmentConfig
-from facedancer.train.prepare import QUALITY_FLAG, read_manifest, read_record, tar_key
+from facedancer.presets import AugmentConfig
+from facedancer.train.dataset_format import TarMember, index_tars, read_manifest, read_record, tar_key
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
@@ -46,32 +45,6 @@ MAX_UNREADABLE_IN_A_ROW = 32
 def seeded(*keys: int) -> torch.Generator:
     """A torch generator for one purpose at one position, e.g. ``seeded(seed, epoch, STREAM_TARGET)``."""
     return torch.Generator().manual_seed(int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0]))
-
-
-@dataclass(frozen=True)
-class TarMember:
-    """Where a crop's encoded bytes lie inside a WebDataset tar: read with one seek, no tar parsing."""
-
-    tar: Path
-    offset: int
-    size: int
-
-    def read(self) -> bytes:
-        with self.tar.open("rb") as f:
-            f.seek(self.offset)
-            return f.read(self.size)
-
-
-def index_tars(root: Path) -> dict[str, TarMember]:
-    """Sample key -> image member of every ``root/webdataset/crops-*.tar`` (headers only are read)."""
-    found = {}
-    for path in sorted((root / "webdataset").glob("crops-*.tar")):
-        with tarfile.open(path) as tar:
-            for m in tar:
-                key, dot, ext = m.name.rpartition(".")
-                if m.isfile() and dot and ext in QUALITY_FLAG:
-                    found[key] = TarMember(path, m.offset_data, m.size)
-    return found
 
 
 @dataclass(frozen=True)
@@ -289,7 +262,8 @@ def augment(images: Tensor, config: AugmentConfig, generator: torch.Generator) -
     shape = (n, 1, 1, 1)
 
     def uniform(lo: float, hi: float) -> Tensor:
-        return torch.rand(shape, generator=generator).mul_(hi - lo).add_(lo).to(images)
+        # drawn on the CPU (seeded), copied without waiting for the GPU: no host sync per micro-batch
+        return torch.rand(shape, generator=generator).mul_(hi - lo).add_(lo).to(images, non_blocking=True)
 
     x = images + uniform(-config.brightness, config.brightness)
     mean = x.mean(dim=(2, 3), keepdim=True)

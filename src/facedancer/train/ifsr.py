@@ -8,7 +8,7 @@ identity change, letting them drift further loses pose, expression, lighting and
     L_ifsr = sum_i max(0, mean_b d_i^b - scale * m_i)          (reduction "batch", the official code)
     L_ifsr = sum_i mean_b max(0, d_i^b - scale * m_i)          (reduction "sample")
 
-with both images mapped to the encoder input by ``identity.prepare`` (in ``EncoderPass``) and scale 1.2.
+with both images mapped to the encoder input by ``identity.encode_crops`` and scale 1.2.
 Margins belong to one encoder: a margins file names it, and the official ArcFace-ResNet50 numbers do
 not transfer to another (the SFace margins we ship came from ``facedancer calibrate-ifsr``).
 """

@@ -2,11 +2,10 @@
 
     L_G = adv + 5 rec + 10 id + 1 cyc + 0.2 p + 1 IFSR        L_D = adv_D + R1
 
-Identity encoders are :class:`facedancer.identity.IdentityEncoder`: ``identity.prepare(crop)`` maps an
-aligned [-1, 1] crop of any size to the encoder input ((x + 1) / 2, bilinear resize to 112 without
-antialias, as ``tf.image.resize`` in the official code, PAPER.md §1.1), ``forward`` gives the raw
-embedding and ``features(x, names)`` the named intermediate blocks. The encoder is frozen; gradients
-flow through it into the swap.
+Identity encoders are :class:`facedancer.identity.IdentityEncoder`, reached through
+:func:`facedancer.identity.encode_crops`: an aligned [-1, 1] crop of any size in (mapped to the encoder
+input as the official code does, PAPER.md §1.1), the raw embedding and the named intermediate blocks out.
+The encoder is frozen; gradients flow through it into the swap.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from facedancer.identity import prepare
+from facedancer.identity import encode_crops
 
 
 def same_pair_mean(per_sample: Tensor, same: Tensor, official: bool = False) -> Tensor:
@@ -83,11 +82,12 @@ class R1Penalty(nn.Module):
 
 
 class EncoderPass(nn.Module):
-    """One pass of the frozen identity encoder over aligned [-1, 1] crops: (embedding, named blocks).
+    """:func:`~facedancer.identity.encode_crops` bound to the encoder and the blocks the losses read.
 
     The identity loss, IFSR and the encoder-feature perceptual loss all read the swap's encoder
-    features; one shared pass per image batch (``forward_with_features``) keeps the encoder, which
-    dominates a small model's step on CPU, to three passes per step (source, target, swap).
+    features; one shared pass per image batch keeps the encoder, which dominates a small model's step on
+    CPU, to three passes per step (source, target, swap). Unknown block names are refused here, when
+    the losses are built, rather than at the first step.
     """
 
     def __init__(self, encoder: nn.Module, names: Sequence[str] = ()) -> None:
@@ -98,8 +98,7 @@ class EncoderPass(nn.Module):
         self.encoder, self.names = encoder, list(dict.fromkeys(names))
 
     def forward(self, crops: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        x = prepare(crops.float(), self.encoder.input_size)
-        return self.encoder.forward_with_features(x, self.names)
+        return encode_crops(self.encoder, crops, self.names)
 
 
 def shallow_blocks(encoder: nn.Module) -> list[str]:

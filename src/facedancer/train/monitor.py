@@ -1,7 +1,8 @@
 """What a run records: ``metrics.jsonl`` (one JSON object per line) and TensorBoard scalars and images.
 
-Only the main process writes. Scalars are means over the logging interval; images are grids whose rows
-are target, source, swap and reconstruction (the target swapped with its own identity).
+Only the main process writes. Scalars are means over the logging interval, summed on the device by a
+:class:`Meter` and read once per interval (reading each step would make the CPU wait for the GPU); images
+are grids whose rows are target, source, swap and reconstruction (the target swapped with its own identity).
 
 A resumed run re-runs the steps after its checkpoint, so ``metrics.jsonl`` then holds some steps twice:
 :meth:`Monitor.resumed` writes a marker row (``"event": "resumed"``) first, and rows after a marker
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import TextIO
 
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from facedancer.errors import ConfigError
+from facedancer.train.guard import CROSS_SUFFIX
 
 METRICS = "metrics.jsonl"
 
@@ -43,8 +44,6 @@ class Monitor:
                     "(or --set train.tensorboard=false)"
                 ) from None
             self._summary_writer = SummaryWriter
-        self._sums: dict[str, float] = defaultdict(float)
-        self._count = 0
         self._since = time.perf_counter()
 
     @property
@@ -68,22 +67,12 @@ class Monitor:
         self._purge_step = step + 1
         self.write(step, {"event": "resumed", **info})
 
-    def accumulate(self, values: dict[str, float]) -> None:
-        for k, v in values.items():
-            self._sums[k] += v
-        self._count += 1
-
-    def flush_interval(self, step: int, samples_per_step: int, extra: dict[str, float]) -> dict[str, float]:
-        """Write the interval's mean losses, ``extra`` (lr ...) and samples/s; start a new interval."""
+    def interval(self, step: int, means: dict[str, float], steps: int, samples_per_step: int, extra: dict) -> None:
+        """Write an interval's mean losses, ``extra`` (lr ...) and the samples/s of its ``steps``."""
         now = time.perf_counter()
-        row = {k: v / max(self._count, 1) for k, v in self._sums.items()}
-        row.update(extra)
-        row["samples_per_s"] = samples_per_step * self._count / max(now - self._since, 1e-9)
+        row = {**means, **extra, "samples_per_s": samples_per_step * steps / max(now - self._since, 1e-9)}
         self.write(step, row)
-        self._sums.clear()
-        self._count = 0
         self._since = now
-        return row
 
     def write(self, step: int, row: dict[str, float | str | list]) -> None:
         self.metrics.write(json.dumps({"step": step, "time": round(time.time(), 3), **row}) + "\n")
@@ -105,6 +94,49 @@ class Monitor:
             self._metrics.close()
         if self._writer is not None:
             self._writer.close()
+
+
+class Meter:
+    """Sums of the logged values over an interval, on the device in float64 (as Python's float sums were)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self._keys: tuple[str, ...] = ()
+        self._sums = self._present = self._cross = torch.zeros(0)
+
+    def add(self, logged: dict[str, Tensor]) -> None:
+        keys = tuple(logged)
+        values = torch.stack([v.float() for v in logged.values()]).double()
+        if not self.steps:
+            if keys != self._keys:  # made once: a tensor made from a list is a copy the host waits for
+                self._cross = torch.tensor([k.endswith(CROSS_SUFFIX) for k in keys], device=values.device)
+            self._keys = keys
+            self._sums = torch.zeros_like(values)
+            self._present = torch.zeros_like(values)
+        elif keys != self._keys:
+            raise ValueError(f"the logged values changed within an interval: {self._keys} -> {keys}")
+        # the cross-pair diagnostic of a micro-batch without cross pairs is NaN: no value, so not counted
+        missing = values.isnan() & self._cross
+        self._sums += torch.where(missing, 0.0, values)
+        self._present += (~missing).double()
+        self.steps += 1
+
+    def read(self) -> dict[str, float]:
+        """The interval's means over its steps (one transfer from the device), leaving out values it never
+        had; the next interval starts."""
+        if not self.steps:
+            return {}
+        n, steps = len(self._keys), self.steps
+        numbers = torch.cat([self._sums, self._present]).tolist()
+        self.steps = 0
+        return {k: total / steps for k, total, seen in zip(self._keys, numbers[:n], numbers[n:], strict=True) if seen}
+
+
+def read_values(logged: dict[str, Tensor]) -> dict[str, float]:
+    """One step's logged values on the host (benchmarks, tests)."""
+    meter = Meter()
+    meter.add(logged)
+    return meter.read()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

@@ -14,9 +14,8 @@ and write to separate progress files. ``manifest.csv`` (identity, file, landmark
 ``skipped.csv`` (file, frame, reason) are rendered from all progress files at the end of a run.
 
 Completeness: once every source file (of every shard) is done, ``prepared.json`` records the manifest's
-row count and sha256. Readers (:func:`read_manifest`) refuse a dataset without a matching record: a
-manifest that was truncated, edited, or written while other shards were still running would otherwise
-train on a part of the data without a word. Rerunning ``prepare`` completes the dataset and its record.
+row count and sha256, and readers refuse a dataset without a matching record (the files and their
+checks are ``dataset_format.py``). Rerunning ``prepare`` completes the dataset and its record.
 
 Face choice: the highest-scoring detection among those whose detection box has a shorter side of at
 least ``min_face`` pixels, so that a sharper small background face (common in news photos) does not
@@ -28,19 +27,14 @@ faces of about 75-105 px (YuNet box width: 1st percentile 76, median 93), so eve
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import multiprocessing
 import os
-import tarfile
 import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Literal
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -48,19 +42,22 @@ import numpy as np
 from facedancer.atomic import atomic_path
 from facedancer.errors import InputError, OutputError
 from facedancer.io.failures import reason
+from facedancer.train.dataset_format import (
+    COMPLETE,
+    QUALITY_FLAG,
+    Crop,
+    CropFormat,
+    completion_problem,
+    crop_file,
+    decode_image,
+    write_manifest,
+    write_record,
+    write_skipped,
+    write_webdataset,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-CROPS = "crops"
-MANIFEST = "manifest.csv"
-SKIPPED = "skipped.csv"
-#: the completion record: rows and sha256 of the finished manifest
-COMPLETE = "prepared.json"
-LANDMARK_COLUMNS = [f"{axis}{i}" for i in range(5) for axis in ("x", "y")]
-MANIFEST_COLUMNS = ["identity", "file", "source", "frame", "score", "face_size", *LANDMARK_COLUMNS]
-CropFormat = Literal["png", "jpg", "webp"]
-#: crop format -> the OpenCV imwrite flag that sets its quality (PNG is lossless: none)
-QUALITY_FLAG = {"png": None, "jpg": cv2.IMWRITE_JPEG_QUALITY, "webp": cv2.IMWRITE_WEBP_QUALITY}
 
 
 @dataclass(frozen=True)
@@ -101,17 +98,6 @@ class Item:
     source: str  # path relative to SRC, with forward slashes
     identity: str
     video: bool
-
-
-@dataclass
-class Crop:
-    identity: str
-    file: str  # relative to DST
-    source: str
-    frame: int  # -1 for photos
-    score: float
-    face_size: float
-    landmarks: list[list[float]]  # 5 x 2 in source pixels
 
 
 @dataclass
@@ -202,26 +188,6 @@ def read_progress(dst: Path) -> dict[str, ItemResult]:
     return done
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """BGR uint8 image from encoded bytes, or an InputError saying why not.
-
-    OpenCV prints its decoding errors to stderr itself (``[ERROR:0@...] readHeader ...``) and raises on
-    images above its pixel limit; the reason goes into the error instead, for the caller to report once.
-    """
-    logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error as e:
-        raise InputError(f"unreadable image ({reason(e)})") from None
-    finally:
-        logging.setLogLevel(level)
-    if image is None:
-        raise InputError("unreadable image")
-    return image
-
-
 class Aligner:
     """Detect the best face of each image and write its aligned crop; one per worker process."""
 
@@ -276,9 +242,8 @@ class Aligner:
         best = int(big[0])
         face_size, landmarks = float(sizes[best]), found.landmarks[best]
         crop, _ = align(image, landmarks, self.options.size, self.options.shrink)
-        stem, ext = item.source.rsplit(".", 1)[0], self.options.image_format
-        rel = f"{CROPS}/{stem}/{frame:06d}.{ext}" if item.video else f"{CROPS}/{stem}.{ext}"
-        flag = QUALITY_FLAG[ext]
+        rel = crop_file(item.source, frame if item.video else None, self.options.image_format)
+        flag = QUALITY_FLAG[self.options.image_format]
         params = [] if flag is None else [flag, self.options.quality]
         with atomic_path(self.dst / rel) as tmp:
             # the temporary name keeps the suffix, which tells OpenCV the format
@@ -373,106 +338,6 @@ def _reason_kind(why: str) -> str:
 def write_reports(dst: Path, results: Iterable[ItemResult]) -> int:
     """Write ``manifest.csv`` and ``skipped.csv``; the number of manifest rows."""
     results = sorted(results, key=lambda r: r.source)
-    rows = 0
-    with atomic_path(dst / MANIFEST) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(MANIFEST_COLUMNS)
-        for r in results:
-            for c in r.crops:
-                points = [f"{v:.3f}" for xy in c.landmarks for v in xy]
-                w.writerow([c.identity, c.file, c.source, c.frame, f"{c.score:.4f}", f"{c.face_size:.1f}", *points])
-                rows += 1
-    with atomic_path(dst / SKIPPED) as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["source", "frame", "reason"])
-        for r in results:
-            for frame, why in r.skipped:
-                w.writerow([r.source, frame, why])
+    rows = write_manifest(dst, (c for r in results for c in r.crops))
+    write_skipped(dst, ((r.source, frame, why) for r in results for frame, why in r.skipped))
     return rows
-
-
-def write_record(dst: Path, rows: int) -> None:
-    """The completion record: what a complete ``manifest.csv`` holds, flushed to disk before it counts."""
-    record = {"rows": rows, "manifest_sha256": hashlib.sha256((dst / MANIFEST).read_bytes()).hexdigest()}
-    with atomic_path(dst / COMPLETE, durable=True) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-
-
-def read_record(root: str | Path) -> dict | None:
-    """The completion record of a prepared dataset, or None when it is missing or unreadable."""
-    try:
-        record = json.loads((Path(root) / COMPLETE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict) or not isinstance(record.get("manifest_sha256"), str):
-        return None
-    return record if isinstance(record.get("rows"), int) else None
-
-
-def completion_problem(root: str | Path) -> str | None:
-    """Why ``root`` is not a complete prepared dataset (None when it is)."""
-    root = Path(root)
-    if not (root / MANIFEST).is_file():
-        return f"{MANIFEST} is missing"
-    record = read_record(root)
-    if record is None:
-        return (
-            f"it has no completion record ({COMPLETE}): prepare was interrupted, other shards are not done, "
-            "or it was prepared before records existed"
-        )
-    if hashlib.sha256((root / MANIFEST).read_bytes()).hexdigest() != record["manifest_sha256"]:
-        return f"{MANIFEST} is not the one prepare finished with {record['rows']} rows (truncated or changed)"
-    return None
-
-
-def read_manifest(root: str | Path) -> list[dict[str, str]]:
-    """The rows of a complete prepared dataset; anything else is one line saying how to finish it."""
-    root = Path(root)
-    if not (root / MANIFEST).is_file():
-        raise InputError(f"{root} is not a prepared dataset: {MANIFEST} is missing (run `facedancer prepare`)")
-    problem = completion_problem(root)
-    if problem is not None:
-        raise InputError(f"{root} is not a complete prepared dataset: {problem}; rerun `facedancer prepare SRC {root}`")
-    return _read_rows(root / MANIFEST)
-
-
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise InputError(f"{path} is not a manifest written by `facedancer prepare` ({reason(e)})") from None
-    missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        raise InputError(f"{path} is not a manifest written by `facedancer prepare`: no column {missing[0]!r}")
-    return rows
-
-
-def tar_key(file: str) -> str:
-    """WebDataset sample key of a crop: its path below crops/ without suffix (no dots: they split keys)."""
-    return str(PurePosixPath(file).relative_to(CROPS).with_suffix("")).replace(".", "_")
-
-
-def write_webdataset(dst: Path, samples_per_tar: int) -> None:
-    """Pack the crops into ``DST/webdataset/crops-NNNNNN.tar`` (image + json per sample) for streaming readers."""
-    rows = _read_rows(dst / MANIFEST)
-    out = dst / "webdataset"
-    out.mkdir(exist_ok=True)
-    for old in out.glob("crops-*.tar"):
-        old.unlink()
-    for start in range(0, len(rows), samples_per_tar):
-        name = out / f"crops-{start // samples_per_tar:06d}.tar"
-        with atomic_path(name) as tmp, tarfile.open(tmp, "w") as tar:
-            for row in rows[start : start + samples_per_tar]:
-                key = tar_key(row["file"])
-                meta = {k: row[k] for k in ("identity", "source", "frame", "score")}
-                meta["landmarks"] = [[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)]
-                tar.add(dst / row["file"], arcname=key + PurePosixPath(row["file"]).suffix)
-                _add_bytes(tar, f"{key}.json", json.dumps(meta).encode())
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    tar.addfile(info, io.BytesIO(data))

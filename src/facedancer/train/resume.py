@@ -13,7 +13,7 @@ Some settings are fixed for the life of a run, and changing one is refused with 
 may move but not change; see ``Trainer.load``.) Everything else applies from the resumed step on. Adam's
 ``lr``, ``betas`` and ``eps`` and the schedule's ``lr_decay``/``lr_decay_steps`` live in the optimiser
 and scheduler state that the checkpoint restores, so the trainer writes the new values into them
-(``Trainer.apply_optimiser_settings``). Every change is printed as a warning and recorded in the run's
+(``GAN.apply_optimiser_settings``). Every change is printed as a warning and recorded in the run's
 ``metrics.jsonl`` resume marker, and config.yaml holds the settings the run now uses.
 """
 
