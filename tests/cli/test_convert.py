@@ -11,12 +11,7 @@ import torch
 from facedancer.identity import KerasResNet
 from facedancer.io import read_image, read_label
 from facedancer.nn import Discriminator, Generator
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
+from support import one_line
 
 
 @pytest.mark.parametrize("name", ["configC", "variant", "doaffa"])

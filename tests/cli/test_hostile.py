@@ -12,17 +12,17 @@ import hashlib
 import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from support import one_line, png_with_size, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"
@@ -69,24 +69,6 @@ class Workspace:
         t = self.target() if t is None else t
         o = self.out / "o.png" if o is None else o
         return ["swap", "-s", s, "-t", t, "-o", o, "--model", model, *extra]
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def png_with_size(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` over a few bytes of data."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
-    )
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 def _subfolder(ws: Workspace) -> Path:
@@ -489,24 +471,6 @@ def test_the_corpus_is_large_enough():
 
 def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under ``root`` (symlinks not followed): files by content, links by target, FIFOs by kind."""
-    entries = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder) / name
-            key = str(path.relative_to(root))
-            if path.is_symlink():
-                entries[key] = "link -> " + os.readlink(path)
-            elif path.is_dir():
-                entries[key] = f"folder {oct(path.stat().st_mode)}"
-            elif path.is_file():
-                entries[key] = _digest(path)
-            else:
-                entries[key] = "special"
-    return entries
 
 
 @pytest.fixture

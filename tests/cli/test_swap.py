@@ -1,13 +1,12 @@
 """``facedancer swap`` as users run it: outputs, labels, and one clear line for every bad input."""
 
-import struct
-import zlib
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from facedancer.io import read_image, read_label, write_image
+from support import png_with_size
 
 
 @pytest.fixture
@@ -58,18 +57,6 @@ def test_no_face_in_source_exits_2(cli, pair, tmp_path):
     assert not (tmp_path / "out.png").exists()
 
 
-def _png_bomb(path):
-    """A tiny PNG whose header claims 50,000 x 50,000 pixels."""
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
-    path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
-    )
-
-
 @pytest.mark.parametrize("case", ["truncated", "unsupported", "bomb", "missing", "truncated-video"])
 def test_bad_targets_exit_2_without_output(run, pair, shared, tmp_path, case):
     target = (
@@ -87,7 +74,7 @@ def test_bad_targets_exit_2_without_output(run, pair, shared, tmp_path, case):
     elif case == "unsupported":
         target.write_text("hello")
     elif case == "bomb":
-        _png_bomb(target)
+        target.write_bytes(png_with_size(50_000, 50_000))
     elif case == "truncated-video":
         clip = (shared / "data/videos/video_retalking/5.mp4").read_bytes()
         target.write_bytes(clip[: len(clip) // 3])

@@ -1,6 +1,3 @@
-import struct
-import zlib
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -8,6 +5,7 @@ from PIL import Image
 from facedancer.errors import InputError, OutputError
 from facedancer.io import ProvenanceLabel, decode_image, read_image, read_label, write_image
 from facedancer.io.formats import media_kind
+from support import png_with_size
 
 LABEL = ProvenanceLabel(model="facedancer-lite", note="test")
 
@@ -85,19 +83,9 @@ def test_zero_byte_missing_and_unsupported_files(tmp_path, rgb, shared):
     assert "supported format" in one_line_input_error(video)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG whose header claims width x height and whose pixel data is a few bytes of nothing."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
-
-
 def test_decompression_bomb_refused_from_header(tmp_path, photo):
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(_png_header_only(12_000, 12_000))  # 144 MP claimed in 80 bytes
+    bomb.write_bytes(png_with_size(12_000, 12_000))  # 144 MP claimed in 80 bytes
     assert bomb.stat().st_size < 200
     assert "decompression bomb" in one_line_input_error(bomb)
     assert "MP limit" in one_line_input_error(photo, max_pixels=250 * 249)  # the cap is configurable

@@ -58,7 +58,7 @@ def tiny_encoder():
 
 @pytest.fixture(scope="session")
 def micro_config():
-    """A factory of the 32 px FaceDancer config on real SFace and LFW crops that test_trainer.py also uses:
+    """A factory of the 32 px FaceDancer config on real SFace and LFW crops that the training tests share:
     the whole system (IFSR, perceptual, cycle, R1) at about a second per step on a CPU core."""
 
     def make(root, out_dir, **train) -> dict:

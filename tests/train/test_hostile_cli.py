@@ -9,11 +9,8 @@ Inputs that ``prepare`` survives (skipping what it cannot read) are one test at 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-
-def png_with_size(width: int, height: int) -> bytes:
-    """A PNG whose header claims ``width`` x ``height`` over a few bytes of data (a decompression bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+from support import one_line, png_with_size, snapshot
 
 
 class Workspace:
@@ -307,30 +296,6 @@ CASES = PREPARE_CASES + TRAIN_CASES + CALIBRATE_CASES
 
 def test_the_corpus_is_large_enough():
     assert len(CASES) >= 75 and len({c.name for c in CASES}) == len(CASES)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Every entry under ``root`` (links not followed): files by content, links by target, folders by mode."""
-    entries = {}
-    for folder, dirs, files in os.walk(root):
-        for name in dirs + files:
-            path = Path(folder) / name
-            key = str(path.relative_to(root))
-            if path.is_symlink():
-                entries[key] = "link -> " + os.readlink(path)
-            elif path.is_dir():
-                entries[key] = f"folder {oct(path.stat().st_mode)}"
-            elif path.is_file():
-                entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-            else:
-                entries[key] = "special"
-    return entries
-
-
-def one_line(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    return lines[0]
 
 
 @pytest.fixture

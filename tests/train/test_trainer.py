@@ -28,40 +28,10 @@ from facedancer.train.trainer import Trainer
 REPO = Path(__file__).resolve().parents[2]
 
 
-def micro_config(root, out_dir, **train) -> dict:
-    """A 32 px FaceDancer on real SFace and LFW crops: the whole system, a second per step on CPU."""
-    return {
-        "name": "micro",
-        "generator": {
-            "image_size": 32,
-            "identity_dim": 128,
-            "mapping_depth": 2,
-            "mapping_width": 32,
-            "base_channels": 8,
-            "max_channels": 16,
-            "fusion": {16: "affa", 32: "concat"},
-        },
-        "discriminator": {"image_size": 32, "base_channels": 8, "max_channels": 16},
-        "identity": {"encoder": "sface"},
-        "ifsr": {"margins": "ifsr_margins_sface"},
-        "data": {"root": str(root), "val_identities": 4, "val_pairs": 4, "workers": 0},
-        "train": {
-            "out_dir": str(out_dir),
-            "batch_size": 2,
-            "steps": 4,
-            "tensorboard": False,
-            "log_every": 1,
-            "val_every": 0,
-            "image_every": 0,
-            "checkpoint_every": 100,
-            "deterministic": True,
-            **train,
-        },
-    }
-
-
-def micro(root, out_dir, **train) -> Preset:
-    return from_dict(Preset, micro_config(root, out_dir, **train))
+@pytest.fixture
+def micro(micro_config):
+    """conftest's micro_config as a Preset."""
+    return lambda root, out_dir, **train: from_dict(Preset, micro_config(root, out_dir, **train))
 
 
 def weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -96,7 +66,7 @@ def _cli(*args, **kw) -> subprocess.Popen:
 # slow (1.3 min, three CLI training runs): the default run keeps bit-identical resumption after SIGINT and
 # SIGTERM (tests/train/test_faults.py: signals, and a kill at every moment of a checkpoint write)
 @pytest.mark.slow
-def test_twenty_steps_equal_ten_then_kill_then_resume(lfw_crops, tmp_path):
+def test_twenty_steps_equal_ten_then_kill_then_resume(lfw_crops, tmp_path, micro_config):
     config = tmp_path / "micro.yaml"
     config.write_text(yaml.safe_dump(micro_config(lfw_crops, tmp_path / "runs", steps=20)))
     straight = _cli("train", config)
@@ -129,7 +99,7 @@ def test_twenty_steps_equal_ten_then_kill_then_resume(lfw_crops, tmp_path):
     assert after and all(losses[s] == v for s, v in after.items())
 
 
-def test_ddp_two_cpu_ranks_hold_identical_weights(lfw_crops, tmp_path):
+def test_ddp_two_cpu_ranks_hold_identical_weights(lfw_crops, tmp_path, micro_config):
     config = tmp_path / "micro.yaml"
     config.write_text(yaml.safe_dump(micro_config(lfw_crops, tmp_path / "runs", steps=3, checkpoint_every=2)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
@@ -160,7 +130,7 @@ class Poisoned(torch.nn.Module):
         return value * float("nan") if self.trainer.step == self.at_step else value
 
 
-def test_nan_guard_stops_before_the_update_and_keeps_the_last_checkpoint(lfw_crops, tmp_path):
+def test_nan_guard_stops_before_the_update_and_keeps_the_last_checkpoint(lfw_crops, tmp_path, micro):
     preset = resolve_perceptual(micro(lfw_crops, tmp_path, steps=10, checkpoint_every=1))
     trainer = Trainer(preset, tmp_path)
     trainer.gan.reconstruction = Poisoned(trainer, at_step=3)
@@ -175,7 +145,7 @@ def test_nan_guard_stops_before_the_update_and_keeps_the_last_checkpoint(lfw_cro
     assert all(torch.equal(saved[k], v) for k, v in trainer.generator.state_dict().items())  # no update
 
 
-def test_options_alternating_accumulation_hinge_official_and_lr_schedule(lfw_crops, tmp_path):
+def test_options_alternating_accumulation_hinge_official_and_lr_schedule(lfw_crops, tmp_path, micro_config):
     config = micro_config(lfw_crops, tmp_path, steps=3, update="alternating", accumulate=2, lr_decay_steps=4)
     config["train"]["loss"] = {
         "adversarial": "hinge",
@@ -200,7 +170,7 @@ def test_options_alternating_accumulation_hinge_official_and_lr_schedule(lfw_cro
     )
 
 
-def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_path):
+def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_path, micro):
     preset = micro(lfw_crops, tmp_path, steps=2, tensorboard=True, val_every=2, image_every=2)
     result = train(preset)
     assert result.status == "finished" and result.run_dir.name == "00000-micro"
@@ -227,7 +197,7 @@ def test_run_directory_metrics_tensorboard_and_validation(lfw_crops, lfw, tmp_pa
     assert "micro@step2" in str(read_label(out))
 
 
-def test_configuration_errors(lfw_crops, tmp_path):
+def test_configuration_errors(lfw_crops, tmp_path, micro_config, micro):
     with pytest.raises(ConfigError, match="needs a GPU"):
         Trainer(resolve_perceptual(micro(lfw_crops, tmp_path, precision="bf16")), tmp_path)
     no_margins = micro_config(lfw_crops, tmp_path)

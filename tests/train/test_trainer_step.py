@@ -16,38 +16,26 @@ from facedancer.train.run import resolve_perceptual
 from facedancer.train.trainer import Trainer
 
 
-def _preset(root, out_dir) -> Preset:
-    """A 32 px FaceDancer on real SFace and LFW crops (batch 4: same and cross pairs)."""
-    return resolve_perceptual(
-        from_dict(
-            Preset,
-            {
-                "name": "step",
-                "generator": {
-                    "image_size": 32,
-                    "identity_dim": 128,
-                    "mapping_depth": 2,
-                    "mapping_width": 32,
-                    "base_channels": 8,
-                    "max_channels": 16,
-                    "fusion": {16: "affa", 32: "concat"},
-                },
-                "discriminator": {"image_size": 32, "base_channels": 8, "max_channels": 16},
-                "identity": {"encoder": "sface"},
-                "ifsr": {"margins": "ifsr_margins_sface"},
-                "data": {"root": str(root), "val_identities": 4, "val_pairs": 0, "workers": 0, "same_ratio": 0.5},
-                "train": {"out_dir": str(out_dir), "batch_size": 4, "tensorboard": False, "deterministic": True},
-            },
-        )
-    )
+@pytest.fixture
+def step_preset(micro_config):
+    """conftest's 32 px FaceDancer with batch 4 (same and cross pairs), no validation pairs."""
+
+    def make(root, out_dir) -> Preset:
+        config = micro_config(root, out_dir, batch_size=4)
+        config["name"] = "step"
+        config["data"].update(val_pairs=0, same_ratio=0.5)
+        config["train"] = {k: config["train"][k] for k in ("out_dir", "batch_size", "tensorboard", "deterministic")}
+        return resolve_perceptual(from_dict(Preset, config))
+
+    return make
 
 
 def _gradients(*models) -> dict[str, torch.Tensor]:
     return {f"{i}.{n}": p.grad.clone() for i, m in enumerate(models) for n, p in m.named_parameters()}
 
 
-def test_one_discriminator_pass_gives_the_two_pass_losses_and_gradients(lfw_crops, tmp_path):
-    new = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "new")
+def test_one_discriminator_pass_gives_the_two_pass_losses_and_gradients(lfw_crops, tmp_path, step_preset):
+    new = Trainer(step_preset(lfw_crops, tmp_path), tmp_path / "new")
     captured = {}
     apply = new.gan._apply
 
@@ -62,7 +50,7 @@ def test_one_discriminator_pass_gives_the_two_pass_losses_and_gradients(lfw_crop
     }
 
     # the step as it was: D over swap.detach() for L_D, and again over swap for L_G
-    old = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "old")
+    old = Trainer(step_preset(lfw_crops, tmp_path), tmp_path / "old")
     b = old.next_batch()
     swap = old.gan.g_forward(b.target, b.z_source)
     d_terms = old.gan.discriminator_loss(b, swap)
@@ -86,8 +74,8 @@ def test_one_discriminator_pass_gives_the_two_pass_losses_and_gradients(lfw_crop
     old.close()
 
 
-def test_cross_pair_diagnostic_without_boolean_indexing(lfw_crops, tmp_path):
-    trainer = Trainer(_preset(lfw_crops, tmp_path), tmp_path / "run")
+def test_cross_pair_diagnostic_without_boolean_indexing(lfw_crops, tmp_path, step_preset):
+    trainer = Trainer(step_preset(lfw_crops, tmp_path), tmp_path / "run")
     b = trainer.next_batch()
     swap = trainer.gan.g_forward(b.target, b.z_source)
     b.same = torch.tensor([True, False, True, False])
@@ -109,9 +97,9 @@ def test_cross_pair_diagnostic_without_boolean_indexing(lfw_crops, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_a_step_between_checks_never_waits_for_the_gpu(lfw_crops, tmp_path):
+def test_a_step_between_checks_never_waits_for_the_gpu(lfw_crops, tmp_path, step_preset):
     """Only checked steps (logs, checkpoints) read losses on the host; the others queue work and go on."""
-    preset = _preset(lfw_crops, tmp_path)
+    preset = step_preset(lfw_crops, tmp_path)
     preset = replace(preset, train=replace(preset.train, device="cuda"))
     trainer = Trainer(preset, tmp_path / "run")
     try:

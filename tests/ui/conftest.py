@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import struct
 import subprocess
 import sys
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 
 from facedancer.io import write_image
+from support import png_with_size
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,7 +37,7 @@ def bad_uploads(tmp_path_factory: pytest.TempPathFactory, clip: Path) -> dict[st
     empty, text, bomb, cut = root / "empty.jpg", root / "notes.jpg", root / "bomb.png", root / "cut.mp4"
     empty.write_bytes(b"")
     text.write_text("these are not pixels")
-    bomb.write_bytes(png_bomb())
+    bomb.write_bytes(png_with_size(50_000, 50_000))
     data = clip.read_bytes()
     cut.write_bytes(data[: len(data) // 3])
     return {"empty": empty, "not-an-image": text, "huge-header": bomb, "truncated-video": cut}
@@ -51,18 +50,6 @@ BAD_UPLOAD_MESSAGES = {
     "huge-header": "cannot read image bomb.png: refused as a possible decompression bomb",
     "truncated-video": "cannot read video cut.mp4:",
 }
-
-
-def png_bomb() -> bytes:
-    """A tiny PNG whose header claims 50,000 x 50,000 pixels."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
-    )
 
 
 @pytest.fixture(scope="session")
