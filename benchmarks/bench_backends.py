@@ -1,7 +1,7 @@
 """Generator ms per face on each backend and precision the swap can use, and what ``--backend auto`` picks.
 
     python benchmarks/bench_backends.py                                  # paper generator, 256 px, batch 1
-    python benchmarks/bench_backends.py --official-ms 348                # first row: the official TF graph
+    python benchmarks/bench_backends.py --official-ms 163.4              # first row: the official TF graph
     python benchmarks/bench_backends.py --preset facedancer-lite --paths eager-fp32 openvino-fp32 auto
 
 Every path runs the swap's own :class:`~facedancer.swap.backends.GeneratorRunner` on the same generator
@@ -15,9 +15,11 @@ user waits the very first time (export, compilation, checks), each path with an 
 The official TensorFlow graph cannot be a dependency of this project. ``--official-ms`` puts its time in
 the first row, so every ratio is against it; measure it in a side virtual environment with TF 2.15 and the
 official repository (felixrosberg/FaceDancer), on the same machine and input size, as the median of
-``--rounds`` calls of the generator's ``tf.function`` at batch 1 after two warm-up calls (a random
-``target`` 1x256x256x3 in [-1, 1] and a random 512-d ``identity``). Without it, ratios are against the
-first measured path.
+repeated calls of the generator's ``tf.function`` at batch 1 after two warm-up calls (a random
+``target`` 1x256x256x3 in [-1, 1] and a random 512-d ``identity``): ``tools/official_parity.py make``
+does exactly this and records it as ``official_tf_graph_ms_per_face`` in its manifest. Measure both on
+an idle machine: the TF graph slows more than ours under load. Without it, ratios are against the first
+measured path.
 """
 
 from __future__ import annotations
