@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -58,6 +59,11 @@ def pytest_configure(config: pytest.Config) -> None:
     # two xdist workers on two cores: one intra-op thread each avoids oversubscription
     if os.environ.get("PYTEST_XDIST_WORKER"):
         torch.set_num_threads(1)
+    # A shell without job control starts background jobs with SIGINT ignored, and an ignored signal stays
+    # ignored in every child: the tests that Ctrl-C a `facedancer` subprocess would see it shrug. Children
+    # of a process that handles SIGINT start with the default action, as from a terminal.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
