@@ -69,26 +69,6 @@ def row_landmarks(row: dict[str, str]) -> np.ndarray:
     return np.array([[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(5)])
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """BGR uint8 image from encoded bytes, or an InputError saying why not.
-
-    OpenCV prints its decoding errors to stderr itself (``[ERROR:0@...] readHeader ...``) and raises on
-    images above its pixel limit; the reason goes into the error instead, for the caller to report once.
-    """
-    logging = cv2.utils.logging
-    level = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    except cv2.error as e:
-        raise InputError(f"unreadable image ({reason(e)})") from None
-    finally:
-        logging.setLogLevel(level)
-    if image is None:
-        raise InputError("unreadable image")
-    return image
-
-
 # --- manifest and completion record --------------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from facedancer.atomic import atomic_path
 from facedancer.errors import InputError, OutputError
 from facedancer.io.failures import reason
+from facedancer.io.image import read_image
 from facedancer.train.dataset_format import (
     COMPLETE,
     QUALITY_FLAG,
@@ -49,7 +50,6 @@ from facedancer.train.dataset_format import (
     CropFormat,
     completion_problem,
     crop_file,
-    decode_image,
     write_manifest,
     write_record,
     write_skipped,
@@ -209,11 +209,14 @@ class Aligner:
         return result
 
     def _read_image(self, item: Item) -> np.ndarray:
+        """Upright RGB through the reader every photo goes through; the skip report keeps its own wording."""
+        path = self.src / item.source
         try:
-            data = (self.src / item.source).read_bytes()
-        except OSError as e:  # a broken link, a permission
-            raise InputError(f"unreadable image ({reason(e)})") from None
-        return cv2.cvtColor(decode_image(data), cv2.COLOR_BGR2RGB)
+            return read_image(path)
+        except InputError as e:
+            why = str(e).removeprefix(f"cannot read image {path}: ")
+            short = "unreadable image" if why.startswith("not an image") else f"unreadable image ({why})"
+            raise InputError(short) from None
 
     def _video_frames(self, item: Item) -> Iterator[tuple[int, np.ndarray]]:
         """Every ``every``-th frame, upright: VideoReader applies the display rotation phones record."""
