@@ -38,6 +38,10 @@ from facedancer.nn import Generator, parameter_count
 from facedancer.presets import load_preset
 from facedancer.swap.backends import GeneratorRunner, installed, native_bf16, probe_inputs, psnr
 
+#: between two paths' calls: a call timed right after a torch path ran 10-30% slower while torch's OpenMP
+#: threads still spun (facedancer-lite OpenVINO bf16: 18.6 ms after compile-bf16, 13.9-14.7 ms alone)
+PAUSE_S = 0.2
+
 #: name -> (backend, precision), in the issue's order
 PATHS: dict[str, tuple[str, str]] = {
     "eager-fp32": ("eager", "fp32"),
@@ -101,6 +105,7 @@ def main() -> None:
         times: dict[str, list[float]] = {name: [] for name in runners}
         for _ in range(args.rounds):
             for name, runner in runners.items():
+                time.sleep(PAUSE_S)  # the previous path's threads (OpenMP spins after a parallel region) go idle
                 start = time.perf_counter()
                 runner(x, z)
                 times[name].append(time.perf_counter() - start)

@@ -4,20 +4,21 @@
 fp32 within :data:`PARITY_TOLERANCE` on a probe, and bf16 only where the hardware has it natively and the
 model's bf16 output stays within :data:`BF16_MIN_PSNR` of its fp32 output on the first faces it swaps.
 
-Why a fixed order and not a per-machine timing: the ranking measured on a 2-core AVX512-BF16 CPU for the
-paper generator (``benchmarks/bench_backends.py``, ms per face in fp32: ONNX Runtime 122, OpenVINO 129,
-torch.compile 151, torch eager 330; bf16: OpenVINO 58, torch.compile 73, torch eager 167; issue 12's run
-had OpenVINO 317 and ONNX Runtime 322 before the cheaper conv + pool) separates the runtimes from torch by
-more than a timing taken on a busy machine could resolve, puts the two runtimes within 6% of each other in
-fp32, and only OpenVINO has bf16; timing every backend on a user's first run would cost more (an export
-per runtime, 15-80 s of ``torch.compile``) than the differences it could find.
-``torch.compile`` is never chosen by ``auto``: it is slower than both runtimes and its first call takes
-tens of seconds in every new process. What must be checked per model is exactness, so that is probed, for
-every backend but torch eager itself (the reference).
+Why a fixed order and not a per-machine timing: the ranking measured for the paper generator
+(``benchmarks/bench_backends.py`` on an idle 2-core AMD EPYC with AVX512-BF16, ms per face in fp32:
+OpenVINO 94, ONNX Runtime 109, torch.compile 136, torch eager 293; bf16: OpenVINO 48, torch.compile 69,
+torch eager 123) separates the runtimes from torch by more than a timing on a busy machine could resolve,
+puts OpenVINO ahead of ONNX Runtime in fp32, and only OpenVINO has bf16; timing every backend on a user's
+first run would cost more (an export per runtime, 19-25 s of ``torch.compile`` with an empty cache) than
+the differences it could find. ``torch.compile`` is never chosen by ``auto``: it is slower than both
+runtimes and its first call takes tens of seconds until inductor's disk cache holds the model. What must be
+checked per model is exactness, so that is probed, for every backend but torch eager itself (the
+reference).
 
 Exported graphs are cached in the user cache (:func:`facedancer.assets.store.cache_dir`, honouring
 ``$FACEDANCER_HOME``) under the model's weight digest, its input shapes and the exporter's version; the
-probes' verdicts are kept beside them per runtime version, so a second run starts in well under a second.
+probes' verdicts are kept beside them per runtime version, so a second run is ready, its first call made, in about
+2 s for the paper generator (8 s the first time).
 """
 
 from __future__ import annotations
