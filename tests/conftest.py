@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from support import SMALL_AFFA_GENERATOR
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -100,19 +102,23 @@ def run(monkeypatch, capsys):
     return call
 
 
+@pytest.fixture
+def one_thread():
+    """One intra-op thread, as the pytest-xdist workers run: torch's reductions split differently over more
+    threads (bit-exact outputs), and on two shared cores two threads make CPU training many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small randomly initialised SFace-conditioned generator saved as a model directory."""
     from facedancer.nn import Generator, GeneratorConfig
 
     torch.manual_seed(0)
-    cfg = GeneratorConfig(
-        identity_dim=128,
-        base_channels=8,
-        max_channels=32,
-        mapping_width=32,
-        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
-    )
+    cfg = GeneratorConfig(**SMALL_AFFA_GENERATOR)
     path = tmp_path_factory.mktemp("models") / "random-init"
     Generator(cfg).save_pretrained(path, meta={"identity_encoder": "sface"})
     return path

@@ -6,7 +6,10 @@ import hashlib
 import os
 import struct
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def png_with_size(width: int, height: int) -> bytes:
@@ -42,3 +45,33 @@ def snapshot(root: Path) -> dict[str, str]:
             else:
                 entries[key] = "special"
     return entries
+
+
+#: a small 256 px generator with AFFA at 32-128 px and concat at 256 px: every kind of decoder stage, fast on a CPU
+SMALL_AFFA_GENERATOR = {
+    "identity_dim": 128,
+    "base_channels": 8,
+    "max_channels": 32,
+    "mapping_width": 32,
+    "fusion": {32: "affa", 64: "affa", 128: "affa", 256: "concat"},
+}
+
+
+@dataclass(frozen=True)
+class HostileCase:
+    """A hostile input: the command line it builds in a workspace, the exit code and what the one line says."""
+
+    name: str
+    args: Callable[[Any], list]
+    code: int = 2
+    says: str = ""
+
+    def check(self, ws: Any, run: Callable) -> None:
+        """Run it: that exit code, one line saying it, nothing under ``ws.root`` created, changed or removed."""
+        args = self.args(ws)
+        before = snapshot(ws.root)
+        code, _, err = run(*args)
+        assert code == self.code, err
+        line = one_line(err)
+        assert self.says in line, line
+        assert snapshot(ws.root) == before, "files were created, changed or removed"

@@ -15,13 +15,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from support import HostileCase as Case
 from support import one_line, png_with_size, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,14 +107,6 @@ def _lfw_folders(ws: Workspace, people: int = 3) -> Path:
         for photo in sorted(person.glob("*.jpg"))[:4]:
             ws.copy(photo, f"people/{person.name}/{photo.name}")
     return root
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    args: Callable[[Workspace], list]
-    code: int = 2
-    says: str = ""
 
 
 def _under_file(ws: Workspace) -> list:
@@ -480,14 +471,7 @@ def ws(tmp_path, lfw, small_clip) -> Workspace:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_hostile_input_is_refused_cleanly(case, ws, run):
-    args = case.args(ws)
-    before = snapshot(ws.root)
-    code, _, err = run(*args)
-    after = snapshot(ws.root)
-    assert code == case.code, err
-    line = one_line(err)
-    assert case.says in line, line
-    assert after == before, "files were created, changed or removed"
+    case.check(ws, run)
 
 
 def test_unwritable_output_folder(ws, run):

@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 import torch
 
+from support import SMALL_AFFA_GENERATOR
+
 GOLDEN = Path(__file__).with_name("golden.json")
 RECORD = os.environ.get("FACEDANCER_RECORD_GOLDEN") == "1"
 #: instruction sets that change which float kernels torch, OpenCV and OpenVINO run
@@ -71,13 +73,7 @@ def generator(tmp_path_factory: pytest.TempPathFactory) -> Path:
     depend on the order in which modules are built (a refactor may reorder them; the weights stay)."""
     from facedancer.nn import Generator, GeneratorConfig
 
-    cfg = GeneratorConfig(
-        identity_dim=128,
-        base_channels=8,
-        max_channels=32,
-        mapping_width=32,
-        fusion={32: "affa", 64: "affa", 128: "affa", 256: "concat"},
-    )
+    cfg = GeneratorConfig(**SMALL_AFFA_GENERATOR)
     model = Generator(cfg)
     state = {}
     for name, value in sorted(model.state_dict().items()):
@@ -109,15 +105,6 @@ def _stats(pixels: np.ndarray, target: np.ndarray) -> dict[str, object]:
         "means": [round(float(m), 3) for m in pixels.reshape(-1, 3).mean(axis=0)],
         "changed": round(float(changed), 5),
     }
-
-
-@pytest.fixture
-def one_thread():
-    """torch's reductions split differently over more threads: pin one, as the pytest-xdist workers run."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -92,12 +92,3 @@ def micro_config():
         }
 
     return make
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread, as under xdist: on two shared cores two threads make CPU training many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

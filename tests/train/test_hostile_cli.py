@@ -12,13 +12,13 @@ import csv
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from support import one_line, png_with_size, snapshot
+from support import HostileCase as Case
+from support import png_with_size, snapshot
 
 
 class Workspace:
@@ -96,14 +96,6 @@ class Workspace:
 def read_rows(root: Path) -> list[dict]:
     with (root / "manifest.csv").open(newline="") as f:
         return list(csv.DictReader(f))
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    args: Callable[[Workspace], list]
-    code: int = 2
-    says: str = ""
 
 
 def _margins(ws: Workspace, doc: object) -> Path:
@@ -306,13 +298,7 @@ def ws(tmp_path, lfw, lfw_crops, micro_config, monkeypatch) -> Workspace:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_hostile_input_is_refused_cleanly(case, ws, run, one_thread):
-    args = case.args(ws)
-    before = snapshot(ws.root)
-    code, _, err = run(*args)
-    assert code == case.code, err
-    line = one_line(err)
-    assert case.says in line, line
-    assert snapshot(ws.root) == before, "files were created, changed or removed"
+    case.check(ws, run)
 
 
 def test_prepare_skips_what_it_cannot_read_and_stays_inside_its_output(ws, run):
