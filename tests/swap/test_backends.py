@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -225,3 +226,15 @@ def test_openvino_runs_without_loading_its_telemetry(generator, tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1] == "[]"
     assert not (tmp_path / "intel").exists()
+
+
+def test_precision_verdicts_are_kept_per_device_type(generator, faces, fresh_home, monkeypatch):
+    """A bf16 verdict measured on one kind of device is not taken for another (GPU and CPU bf16 differ)."""
+    monkeypatch.setattr(backends, "native_bf16", lambda device: True)
+    runner = GeneratorRunner(generator, CPU, "eager")
+    runner(*faces)
+    (verdicts,) = fresh_home.rglob("verdicts.json")
+    recorded = json.loads(verdicts.read_text())
+    assert any(key.endswith(" cpu bf16") for key in recorded), recorded
+    verdicts.write_text(json.dumps({k.replace(" cpu ", " cuda "): v for k, v in recorded.items()}))
+    assert "if it is within" in GeneratorRunner(generator, CPU, "eager").description  # decided again on the CPU

@@ -264,7 +264,7 @@ class GeneratorRunner:
         )
 
     def _check_parity(self, backend: str, must_match: bool) -> None:
-        key = f"{backend} {runtime_version(backend)} fp32"
+        key = f"{backend} {runtime_version(backend)} {self.device.type} fp32"
         verdict = self.cache.verdict(key)
         if verdict is None:
             runner = self._make(backend, "fp32")
@@ -284,9 +284,9 @@ class GeneratorRunner:
                 raise _NotExact(message)
             warnings.warn(f"--backend {backend}: {message}", stacklevel=5)
 
-    @staticmethod
-    def _bf16_key(backend: str) -> str:
-        return f"{backend} {runtime_version(backend)} bf16"
+    def _bf16_key(self, backend: str) -> str:
+        """Per device type: a verdict measured on a GPU says nothing about the CPU's bf16, and back."""
+        return f"{backend} {runtime_version(backend)} {self.device.type} bf16"
 
     def __call__(self, x: Tensor, z: Tensor) -> Tensor:
         """(B, 3, S, S) fp32 images in [-1, 1] and (B, D) embeddings on the CPU -> the fp32 output."""
