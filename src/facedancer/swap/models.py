@@ -119,12 +119,13 @@ class GeneratorSwapper:
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> torch.Tensor:
         """The raw embedding of the source face, aligned straight to the encoder's size (the official recipe)."""
-        return embed_crops(self.encoder, align(image, landmarks, self.encoder.input_size)[0], self.device)[0]
+        crop = align(image, landmarks, self.encoder.input_size)[0]
+        return embed_crops(self.encoder, crop, self.device)[0].float().cpu()  # once: the runner takes CPU inputs
 
     @torch.inference_mode()
     def swap(self, crops: np.ndarray, sources: list[object]) -> np.ndarray:
         x = from_uint8(crops) * 2 - 1
-        z = torch.stack([torch.as_tensor(s).float().cpu() for s in sources])
+        z = torch.stack([torch.as_tensor(s) for s in sources])
         y = self.runner(x, z)
         # the output layer is linear (PAPER.md §1.3): map [-1, 1] to pixels and clip only here
         out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
