@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from facedancer.io import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
 
 class EchoSwapper:
     """Returns the target crops unchanged: what comes out shows the pipeline's own error."""
@@ -15,6 +17,7 @@ class EchoSwapper:
     name = "echo"
     crop_size = 256
     device = torch.device("cpu")
+    source_type = COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA  # labelled as a generator's output would be
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> int:
         return 0

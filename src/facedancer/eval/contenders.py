@@ -23,6 +23,7 @@ import numpy as np
 from facedancer.assets.store import sha256_of
 from facedancer.errors import ConfigError
 from facedancer.faces import BlendConfig, align
+from facedancer.io import COMPOSITE_SYNTHETIC
 from facedancer.nn.pretrained import WEIGHTS_NAME, read_meta
 from facedancer.swap.models import CLASSICAL, CropSwapper, load_crop_swapper, model_directory
 from facedancer.swap.swapper import FaceSwapper, Source
@@ -68,6 +69,7 @@ class _AlignedSource:
     """A crop swapper whose "swap" is the aligned source crop itself: no generator at all."""
 
     name, crop_size = PASTE_SOURCE, 256
+    source_type = COMPOSITE_SYNTHETIC  # the source's own pixels pasted in: no trained model
 
     def source(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return align(image, landmarks, self.crop_size)[0]

@@ -31,7 +31,6 @@ from facedancer.faces import (
     make_detector,
 )
 from facedancer.io import (
-    COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA,
     DEFAULT_MAX_PIXELS,
     ProvenanceLabel,
     media_kind,
@@ -122,8 +121,7 @@ class FaceSwapper:
 
     @property
     def label(self) -> ProvenanceLabel:
-        source_type = getattr(self.swapper, "source_type", COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
-        return ProvenanceLabel(model=self.swapper.name, source_type=source_type)
+        return ProvenanceLabel(model=self.swapper.name, source_type=self.swapper.source_type)
 
     @property
     def matcher(self) -> FaceMatcher:
