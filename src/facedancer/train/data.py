@@ -18,6 +18,7 @@ run never stops at the same step on every resume. Many unreadable crops in a row
 
 from __future__ import annotations
 
+import functools
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,14 @@ from facedancer.train.dataset_format import TarMember, index_tars, read_manifest
 
 #: ITU-R 601 luma, the grayscale that saturation blends towards
 LUMA = (0.299, 0.587, 0.114)
+
+
+@functools.cache
+def _luma(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The luma weights on a device, made once: building them per call copies to the GPU, which waits for it."""
+    return torch.tensor(LUMA, dtype=dtype, device=device).view(1, 3, 1, 1)
+
+
 #: unreadable crops in a row after which the dataset counts as gone rather than damaged
 MAX_UNREADABLE_IN_A_ROW = 32
 
@@ -268,5 +277,5 @@ def augment(images: Tensor, config: AugmentConfig, generator: torch.Generator) -
     x = images + uniform(-config.brightness, config.brightness)
     mean = x.mean(dim=(2, 3), keepdim=True)
     x = (x - mean) * uniform(*config.contrast) + mean
-    gray = (x * x.new_tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    gray = (x * _luma(x.device, x.dtype)).sum(1, keepdim=True)
     return gray + (x - gray) * uniform(*config.saturation)
