@@ -174,11 +174,12 @@ class GAN:
         w = self.weights
         embedding, features = self.encode(swap)
         terms = {"adv": self.adversarial.generator((self.discriminator(swap) if fake is None else fake).float())}
-        terms["id"] = self.identity(embedding, b.z_source)
+        per_sample = self.identity.per_sample(embedding, b.z_source)
+        terms["id"] = per_sample.mean()  # = self.identity(embedding, b.z_source), its per-sample terms kept
         # same pairs make the identity loss fall by mere reconstruction; cross pairs show real transfer
         # (a masked mean, not embedding[~same]: boolean indexing and `any()` would wait for the GPU)
         cross = ~b.same
-        id_cross = same_pair_mean(self.identity.per_sample(embedding.detach(), b.z_source), cross)
+        id_cross = same_pair_mean(per_sample.detach(), cross)
         # a batch of same pairs only has no cross value: NaN, which the logs leave out (and the guard allows)
         diagnostics = {"id_cross": torch.where(cross.any(), id_cross, torch.full_like(id_cross, math.nan))}
         if w["rec"]:
