@@ -187,7 +187,8 @@ class KerasResNet(IdentityEncoder):
 
     @classmethod
     def from_state(cls, config: KerasResNetConfig, tensors: dict[str, Tensor], source: str | Path) -> KerasResNet:
-        """The frozen encoder holding exactly ``tensors``; a :class:`CheckpointError` naming any misfit."""
+        """The frozen fp32 encoder holding ``tensors`` (whatever their float dtype); a :class:`CheckpointError`
+        naming any misfit."""
         with torch.device("meta"):  # no random init: every tensor comes from the file
             net = cls(config)
         return load_strict(net, tensors, source, NAME).freeze()
