@@ -8,13 +8,12 @@ import torch
 from facedancer import assets
 from facedancer.errors import AssetError, ConversionError
 from facedancer.identity import EMBEDDING_DIMS, ENCODER_DIR, KerasResNet, load_encoder, load_model_encoder
-from facedancer.official import load_keras_arcface
 from facedancer.train.ifsr import Margins
 
 
 @pytest.fixture(scope="module")
 def arcface(official_keras):
-    return load_keras_arcface(official_keras / "tiny_arcface.h5")
+    return KerasResNet.from_keras(official_keras / "tiny_arcface.h5")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +84,7 @@ def test_registered_as_a_user_supplied_file(official_keras, tmp_path):
 
 def test_other_networks_are_refused(official_keras):
     with pytest.raises(ConversionError, match="is not a Keras ArcFace ResNet"):
-        load_keras_arcface(official_keras / "tiny_g_configC.h5")
+        KerasResNet.from_keras(official_keras / "tiny_g_configC.h5")
 
 
 def test_an_fp16_encoder_folder_loads_as_an_fp32_module(arcface, tmp_path):
