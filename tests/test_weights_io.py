@@ -77,12 +77,26 @@ def test_load_strict_refuses_a_misfit_and_adds_the_callers_hint():
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())  # nothing half-loaded
 
 
-def test_load_strict_copies_into_a_built_module_and_assigns_to_a_meta_one():
+def test_load_strict_copies_into_a_built_module_and_assigns_to_a_meta_one_in_its_own_dtype():
     state = {k: (v.double() if v.is_floating_point() else v) + 1 for k, v in _net().state_dict().items()}
     built = load_strict(_net(), state, "f")
     assert built[0].weight.dtype == torch.float32 and torch.equal(built[0].weight, state["0.weight"].float())
     with torch.device("meta"):
         template = _net()
     assigned = load_strict(template, state, "f")
-    assert assigned[0].weight.dtype == torch.float64 and torch.equal(assigned[0].weight, state["0.weight"])
+    assert assigned[0].weight.dtype == torch.float32 and torch.equal(assigned[0].weight, state["0.weight"].float())
     assert not any(t.is_meta for t in assigned.state_dict().values())
+
+
+def test_load_strict_gives_a_meta_module_its_own_dtype_not_the_files(tmp_path):
+    """Bundles write fp16; an fp32 module built on the meta device must still come out fp32."""
+    state = {k: torch.randn_like(v.float()).half() for k, v in _net().state_dict().items()}
+    state["1.num_batches_tracked"] = torch.tensor(5)
+    save_file(state, str(tmp_path / "half.safetensors"))
+    with torch.device("meta"):
+        template = _net()
+    loaded = load_strict(template, read_state_dict(tmp_path / "half.safetensors"), "half.safetensors")
+    for key, value in loaded.state_dict().items():
+        want = torch.int64 if key.endswith("num_batches_tracked") else torch.float32
+        assert value.dtype == want, key
+        assert torch.equal(value, state[key].to(want)), key

@@ -540,7 +540,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise BadInput(f"cannot import torch or facedancer ({exc}): run `check` with the project venv") from exc
     try:
-        from facedancer.official import load_keras_arcface, load_keras_discriminator, load_keras_generator
+        from facedancer.identity import KerasResNet
+        from facedancer.official import load_keras_discriminator, load_keras_generator
     except ImportError as exc:
         raise BadInput(f"this facedancer has no converter ({exc}): `check` needs facedancer.official") from exc
 
@@ -558,7 +559,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         g = load_keras_generator(path["generator"]).eval()
         g_json = load_keras_generator(path["generator_weights"], model_json=path["generator_json"]).eval()
         d = load_keras_discriminator(path["discriminator"]).eval()
-        e = load_keras_arcface(path["arcface"]).eval()
+        e = KerasResNet.from_keras(path["arcface"]).eval()
 
         # ---- the four routes to a generator agree bit-exactly --------------------------------------------
         same = state_equal(g, g_json)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,12 +22,23 @@ OUTPUT_NAME = "swap"
 MIN_OPSET = 18
 
 
-def check_target(path: str | Path, opset: int) -> None:
-    """Refuse an output or an opset that the export could not honour, before a model is loaded."""
+def _require_exporter() -> Callable[[], int]:
+    """``onnx_opset_version``, once onnx and onnxscript (the dynamo exporter's) are both importable; the one
+    message for a missing one names the extra of the distribution users install, ``facedancer-pytorch``."""
     try:
+        import onnxscript  # noqa: F401
         from onnx.defs import onnx_opset_version
     except ImportError:
-        raise FacedancerError("ONNX export needs the 'export' extra: pip install 'facedancer[export]'") from None
+        raise FacedancerError(
+            "ONNX export needs the 'export' extra: pip install 'facedancer-pytorch[export]'"
+        ) from None
+    return onnx_opset_version
+
+
+def check_target(path: str | Path, opset: int) -> None:
+    """Refuse a missing exporter, or an output or an opset that the export could not honour, before a model
+    is loaded."""
+    onnx_opset_version = _require_exporter()
     path = Path(path)
     if not MIN_OPSET <= opset <= onnx_opset_version():
         raise ConfigError(f"--opset {opset}: the exporter writes opsets {MIN_OPSET} to {onnx_opset_version()}")
@@ -42,12 +54,6 @@ def export_onnx(generator: Generator, path: str | Path, opset: int = 18) -> Path
     Uses the dynamo exporter (torch >= 2.9 default, needs onnxscript); the batch axis is dynamic and the
     weights are stored inside the file so that it is self-contained.
     """
-    try:
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise FacedancerError(
-            "ONNX export needs the 'export' extra: pip install 'facedancer-pytorch[export]'"
-        ) from None
     check_target(path, opset)
     cfg = generator.config
     generator = generator.eval()

@@ -68,17 +68,26 @@ def load_strict(
 ) -> M:
     """Load ``tensors`` into ``module`` only if every key and shape matches.
 
-    They are copied into the module's own tensors (so take their dtype); a module built on the meta device
-    (no random init to throw away) takes the tensors themselves, dtype and all. ``hint`` may add what the
-    mismatch suggests ("it looks like iResNet-100") to the error.
+    Floating tensors take the module's own dtype either way: a built module copies them into its tensors,
+    and one built on the meta device (no random init to throw away) is given them cast to the dtype its meta
+    tensors carry, so an fp16 file (bundles write fp16) never turns an fp32 module into fp16. ``hint`` may
+    add what the mismatch suggests ("it looks like iResNet-100") to the error.
     """
     own = module.state_dict()
     problem = misfit(own, tensors)
     if problem:
         extra = hint(tensors) if hint else ""
         raise CheckpointError(f"{source} does not fit {name or type(module).__name__}: {problem}{extra}")
-    module.load_state_dict(tensors, strict=True, assign=any(v.is_meta for v in own.values()))
+    assign = any(v.is_meta for v in own.values())
+    if assign:
+        tensors = {k: _cast(v, own[k].dtype) for k, v in tensors.items()}
+    module.load_state_dict(tensors, strict=True, assign=assign)
     return module
+
+
+def _cast(tensor: Tensor, dtype: torch.dtype) -> Tensor:
+    """A floating tensor in the floating ``dtype`` wanted; anything else (counters, int buffers) as it is."""
+    return tensor.to(dtype) if tensor.is_floating_point() and dtype.is_floating_point else tensor
 
 
 def misfit(own: Mapping[str, Tensor], tensors: Mapping[str, Tensor]) -> str:

@@ -8,13 +8,12 @@ import torch
 from facedancer import assets
 from facedancer.errors import AssetError, ConversionError
 from facedancer.identity import EMBEDDING_DIMS, ENCODER_DIR, KerasResNet, load_encoder, load_model_encoder
-from facedancer.official import load_keras_arcface
 from facedancer.train.ifsr import Margins
 
 
 @pytest.fixture(scope="module")
 def arcface(official_keras):
-    return load_keras_arcface(official_keras / "tiny_arcface.h5")
+    return KerasResNet.from_keras(official_keras / "tiny_arcface.h5")
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +34,7 @@ def test_config_read_from_the_file(arcface):
 
 
 def test_float64_matches_tensorflow_to_1e_9(arcface, expected):
-    net = KerasResNet.from_state(
-        arcface.config, {k: v.double() if v.is_floating_point() else v for k, v in arcface.state_dict().items()}, "copy"
-    )
+    net = KerasResNet.from_state(arcface.config, arcface.state_dict(), "copy").double()  # the module's dtype rules
     x = nchw(expected["a"]).double()
     with torch.no_grad():
         emb, feats = net.forward_with_features(x, ["conv5_block3_out"])
@@ -87,4 +84,15 @@ def test_registered_as_a_user_supplied_file(official_keras, tmp_path):
 
 def test_other_networks_are_refused(official_keras):
     with pytest.raises(ConversionError, match="is not a Keras ArcFace ResNet"):
-        load_keras_arcface(official_keras / "tiny_g_configC.h5")
+        KerasResNet.from_keras(official_keras / "tiny_g_configC.h5")
+
+
+def test_an_fp16_encoder_folder_loads_as_an_fp32_module(arcface, tmp_path):
+    """Bundles store the encoder in fp16; loading it must not turn the module itself into fp16."""
+    from safetensors.torch import load_file, save_file
+
+    folder = arcface.save(tmp_path / "encoder")
+    weights = folder / "model.safetensors"
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(weights).items()}, str(weights))
+    loaded = KerasResNet.from_directory(folder)
+    assert {v.dtype for v in loaded.state_dict().values() if v.is_floating_point()} == {torch.float32}

@@ -146,3 +146,24 @@ def test_attention_maps_are_the_masks_each_affa_gates_with_computed_once(monkeyp
             r = int(name.removeprefix("fuse"))
             assert mask.shape == (2, cfg.channels_at(r), r, r) and mask.min() >= 0 and mask.max() <= 1
             assert torch.equal(mask, fusions[name].mask(*inputs[name]))
+
+
+def test_attention_maps_record_both_masks_of_a_double_affa():
+    """d_affa is not an AFFA subclass; its two masks are still recorded, each the one its AFFA gates with."""
+    torch.manual_seed(0)
+    cfg = GeneratorConfig(
+        image_size=32, identity_dim=16, mapping_width=16, base_channels=8, max_channels=16,
+        fusion={16: "d_affa", 32: "affa"},
+    )  # fmt: skip
+    g = Generator(cfg).eval()
+    x, z = torch.rand(2, 3, 32, 32) * 2 - 1, torch.randn(2, 16)
+    double = {r: fuse for r, _, fuse, _ in g.stages()}[16]
+    seen = {}
+    double.register_forward_pre_hook(lambda module, args: seen.__setitem__("args", args))
+    with torch.no_grad():
+        g(x, z)
+        masks = g.attention_maps(x, z)
+        assert sorted(masks) == ["fuse16.first", "fuse16.second", "fuse32"]
+        z_a, h = seen["args"]
+        assert torch.equal(masks["fuse16.first"], double.first.mask(z_a, h))
+        assert torch.equal(masks["fuse16.second"], double.second.mask(z_a, double.first(z_a, h)))

@@ -21,3 +21,13 @@ def test_matches_tensorflow(official_keras):
 def test_a_generator_is_not_a_discriminator(official_keras):
     with pytest.raises(ConversionError, match="is not a FaceDancer discriminator: it has 2 input"):
         load_keras_discriminator(official_keras / "tiny_g_configC.h5")
+
+
+def test_the_loaders_say_which_official_model_a_wrong_file_is(official_keras):
+    """Each loader, not only convert-official, names the model a wrong file is and the option that takes it."""
+    from facedancer.official import load_keras_generator
+
+    with pytest.raises(ConversionError, match="; it is a FaceDancer generator: give it as GENERATOR$"):
+        load_keras_discriminator(official_keras / "tiny_g_configC.h5")
+    with pytest.raises(ConversionError, match="; it is a FaceDancer discriminator: give it as --discriminator$"):
+        load_keras_generator(official_keras / "tiny_d.h5")

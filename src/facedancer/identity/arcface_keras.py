@@ -182,12 +182,17 @@ class KerasResNet(IdentityEncoder):
     @classmethod
     def from_keras(cls, h5_path: str | Path) -> KerasResNet:
         """Convert ``ArcFace-Res50.h5`` (or any Keras ResNet v1 of this layout) without TensorFlow; frozen."""
-        config, tensors = match_arcface(read_keras(h5_path))
-        return cls.from_state(config, tensors, h5_path)
+        return cls.from_graph(read_keras(h5_path), h5_path)
+
+    @classmethod
+    def from_graph(cls, graph: KerasGraph, source: str | Path) -> KerasResNet:
+        """:meth:`from_keras` for a file already read (convert-official reads it once, for its hints too)."""
+        return cls.from_state(*match_arcface(graph), source)
 
     @classmethod
     def from_state(cls, config: KerasResNetConfig, tensors: dict[str, Tensor], source: str | Path) -> KerasResNet:
-        """The frozen encoder holding exactly ``tensors``; a :class:`CheckpointError` naming any misfit."""
+        """The frozen fp32 encoder holding ``tensors`` (whatever their float dtype); a :class:`CheckpointError`
+        naming any misfit."""
         with torch.device("meta"):  # no random init: every tensor comes from the file
             net = cls(config)
         return load_strict(net, tensors, source, NAME).freeze()

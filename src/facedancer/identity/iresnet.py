@@ -111,7 +111,7 @@ class IResNet(IdentityEncoder):
         Keys must match exactly (a ``module.`` prefix from DistributedDataParallel is dropped);
         ``num_batches_tracked`` may be absent. Anything else is a :class:`CheckpointError` naming it.
         """
-        state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path).items()}
+        state = read_state_dict(path)
         with torch.device("meta"):  # no random init: every tensor comes from the file
             net = cls(depth)
         for key, value in net.state_dict().items():

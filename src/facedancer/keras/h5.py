@@ -49,7 +49,6 @@ class KerasGraph:
     """A model as a flat graph: its input and output layers, and every layer in file order."""
 
     path: Path
-    name: str
     inputs: list[Layer]
     outputs: list[Layer]
     layers: list[Layer]
@@ -122,7 +121,7 @@ def _strings(values: Any) -> list[str]:
 
 
 def _build(path: Path, spec: dict[str, Any], arrays: dict[str, list[tuple[str, np.ndarray]]]) -> KerasGraph:
-    graph = KerasGraph(path, spec.get("config", {}).get("name", ""), [], [], [])
+    graph = KerasGraph(path, [], [], [])
     try:
         graph.inputs, graph.outputs = _flatten(graph, spec, arrays, group=None, bound={})
     except (KeyError, IndexError, TypeError, ValueError) as e:

@@ -30,6 +30,11 @@ class Fusion(nn.Module):
     def forward(self, z_a: Tensor, h: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def forward_with_masks(self, z_a: Tensor, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """``forward`` and the attention masks it gated with, by name (``""`` for a single one), each computed
+        once, so that the generator can record them without knowing the fusion's type. None here."""
+        return self(z_a, h), {}
+
 
 class NoSkip(Fusion):
     """The official ``no_skip``: the encoder feature is ignored."""
@@ -81,6 +86,10 @@ class AFFA(Fusion):
     def forward(self, z_a: Tensor, h: Tensor) -> Tensor:
         return self.gate(z_a, h, self.mask(z_a, h))
 
+    def forward_with_masks(self, z_a: Tensor, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        m = self.mask(z_a, h)
+        return self.gate(z_a, h, m), {"": m}
+
     @staticmethod
     def gate(z_a: Tensor, h: Tensor, m: Tensor) -> Tensor:
         """``(1 - m) z_a + m h``: the mask's choice between the target's attributes and the decoder path."""
@@ -97,6 +106,12 @@ class DoubleAFFA(Fusion):
 
     def forward(self, z_a: Tensor, h: Tensor) -> Tensor:
         return self.second(z_a, self.first(z_a, h))
+
+    def forward_with_masks(self, z_a: Tensor, h: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        """Both AFFAs' masks: ``first`` (over ``[z_a, h]``) and ``second`` (over ``[z_a, first's output]``)."""
+        h, first = self.first.forward_with_masks(z_a, h)
+        out, second = self.second.forward_with_masks(z_a, h)
+        return out, {"first": first[""], "second": second[""]}
 
 
 class DualMaskAFFA(AFFA):

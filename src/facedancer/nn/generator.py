@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from torch import Tensor, nn
 
-from facedancer.nn.fusion import AFFA, FUSION_TYPES, Fusion, make_fusion
+from facedancer.nn.fusion import FUSION_TYPES, Fusion, make_fusion
 from facedancer.nn.layers import ResDown, ResUp, keras_init_
 from facedancer.nn.mapping import MappingNetwork
 from facedancer.nn.pretrained import Pretrained
@@ -118,19 +118,21 @@ class Generator(Pretrained):
             skips.append(block(skips[-1]))
         h = self.bottleneck_up(self.bottleneck(skips[-1]), w)
         for fuse, up, skip, r in zip(self.fuse, self.up, reversed(skips), self.config.stage_resolutions, strict=False):
-            if masks is not None and isinstance(fuse, AFFA):  # the mask it gates with, computed once
-                masks[f"fuse{r}"] = m = fuse.mask(skip, h)
-                h = up(fuse.gate(skip, h, m), w)
-            else:
+            if masks is None:
                 h = up(fuse(skip, h), w)
+            else:  # the masks it gates with, computed once
+                fused, found = fuse.forward_with_masks(skip, h)
+                masks |= {f"fuse{r}" + (f".{name}" if name else ""): m for name, m in found.items()}
+                h = up(fused, w)
         return h
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
         return self._run(x, z, None)
 
     def attention_maps(self, x: Tensor, z: Tensor) -> dict[str, Tensor]:
-        """AFFA masks per stage (``fuse32`` ...), each ``(B, C, r, r)`` in [0, 1], for analysis (the official
-        parity check compares them with TensorFlow's: ``tools/official_parity.py``)."""
+        """AFFA masks per stage (``fuse32`` ...; ``fuse32.first`` and ``fuse32.second`` for a d_affa), each
+        ``(B, C, r, r)`` in [0, 1], for analysis (the official parity check compares them with TensorFlow's:
+        ``tools/official_parity.py``)."""
         masks: dict[str, Tensor] = {}
         self._run(x, z, masks)
         return masks

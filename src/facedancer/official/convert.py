@@ -11,7 +11,7 @@ file is read and checked before anything is written; the directory then appears 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from facedancer.assets.store import sha256_of
@@ -19,11 +19,9 @@ from facedancer.atomic import atomic_dir
 from facedancer.bundle import CARD_NAME
 from facedancer.errors import ConversionError, OutputError
 from facedancer.identity import EMBEDDING_DIMS, ENCODER_DIR, KerasResNet
-from facedancer.identity.arcface_keras import match_arcface
-from facedancer.keras import KerasGraph, read_keras
+from facedancer.keras import read_keras
 from facedancer.nn import Discriminator, Generator, parameter_count
-from facedancer.official.discriminator import match_discriminator
-from facedancer.official.generator import match_generator
+from facedancer.official.load import as_role, load_keras_discriminator, load_keras_generator
 
 ENCODER = "arcface-keras-r50"
 DISCRIMINATOR_DIR = "discriminator"
@@ -31,11 +29,6 @@ LICENCE = "CC BY-NC-SA 4.0"
 LICENCE_URL = "https://creativecommons.org/licenses/by-nc-sa/4.0/"
 #: the official train.py's checkpoints: <run>/gen/gen_<N>.h5 + gen.json, <run>/dis/dis_<N>.h5 + dis.json
 _CHECKPOINT = re.compile(r"gen_(\d+)\.h5")
-
-
-def load_keras_arcface(h5_path: str | Path) -> KerasResNet:
-    """``ArcFace-Res50.h5`` as the native ``arcface-keras-r50`` encoder (frozen, eval mode)."""
-    return KerasResNet.from_keras(h5_path)
 
 
 def official_checkpoint(generator_h5: Path) -> tuple[Path | None, Path | None, Path | None]:
@@ -67,13 +60,14 @@ def convert_official(
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise OutputError(f"{out} exists; convert into a new directory")
     gen_json, found_d, found_d_json = official_checkpoint(generator_h5)
-    config, tensors = _match("generator", read_keras(generator_h5, model_json or gen_json))
-    generator = Generator(config)
-    generator.load_weights(tensors, source=generator_h5)
+    generator = load_keras_generator(generator_h5, model_json or gen_json)
+    config = generator.config
 
     encoder = None
     if arcface_h5 is not None:
-        encoder = KerasResNet.from_state(*_match("identity encoder", read_keras(arcface_h5)), source=arcface_h5)
+        encoder = as_role(
+            "identity encoder", read_keras(arcface_h5), partial(KerasResNet.from_graph, source=arcface_h5)
+        )
         if encoder.embedding_dim != config.identity_dim:
             raise ConversionError(
                 f"{Path(arcface_h5).name} gives {encoder.embedding_dim}-d identities but {generator_h5.name} "
@@ -88,14 +82,12 @@ def convert_official(
     discriminator, d_path = None, Path(discriminator_h5) if discriminator_h5 is not None else found_d
     if d_path is not None:
         d_json = found_d_json if discriminator_h5 is None else None
-        d_config, d_tensors = _match("discriminator", read_keras(d_path, d_json))
-        if d_config.image_size != config.image_size:
+        discriminator = load_keras_discriminator(d_path, d_json)
+        if discriminator.config.image_size != config.image_size:
             raise ConversionError(
-                f"{d_path.name} judges {d_config.image_size} px images, "
+                f"{d_path.name} judges {discriminator.config.image_size} px images, "
                 f"{generator_h5.name} makes {config.image_size} px ones"
             )
-        discriminator = Discriminator(d_config)
-        discriminator.load_weights(d_tensors, source=d_path)
 
     sources = {"generator": generator_h5, "identity encoder": arcface_h5, "discriminator": d_path}
     files = {role: _describe(Path(p)) for role, p in sources.items() if p is not None}
@@ -109,33 +101,6 @@ def convert_official(
         card = _card(generator, encoder, discriminator, files, out.name)
         (staging / CARD_NAME).write_text(card, encoding="utf-8")
     return out
-
-
-#: what each role's file must be, what that is called, and the option that takes it
-_MATCHERS: dict[str, tuple[Callable[[KerasGraph], tuple], str, str]] = {
-    "generator": (match_generator, "a FaceDancer generator", "GENERATOR"),
-    "identity encoder": (match_arcface, "the ArcFace identity encoder", "--arcface"),
-    "discriminator": (match_discriminator, "a FaceDancer discriminator", "--discriminator"),
-}
-
-
-def _match(role: str, graph: KerasGraph) -> tuple:
-    """(config, tensors) of ``graph`` as ``role``; when it is another official model, the error says which."""
-    try:
-        return _MATCHERS[role][0](graph)
-    except ConversionError as error:
-        for other, (match, what, option) in _MATCHERS.items():
-            if other != role and _matches(match, graph):
-                raise ConversionError(f"{error}; it is {what}: give it as {option}") from None
-        raise
-
-
-def _matches(match: Callable[[KerasGraph], tuple], graph: KerasGraph) -> bool:
-    try:
-        match(graph)
-    except ConversionError:
-        return False
-    return True
 
 
 def _describe(path: Path) -> dict:

@@ -7,12 +7,10 @@ down blocks (IN -> LReLU -> Conv3x3 -> avg-pool -> IN -> LReLU -> Conv3x3, plus 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from torch import Tensor
 
-from facedancer.keras import KerasGraph, Layer, Matcher, conv_weights, input_shape, norm_weights, prefixed, read_keras
-from facedancer.nn import Discriminator, DiscriminatorConfig
+from facedancer.keras import KerasGraph, Layer, Matcher, conv_weights, input_shape, norm_weights, prefixed
+from facedancer.nn import DiscriminatorConfig
 from facedancer.nn.discriminator import HEAD_SIZE
 
 WHAT = "a FaceDancer discriminator"
@@ -76,11 +74,3 @@ def match_discriminator(graph: KerasGraph) -> tuple[DiscriminatorConfig, dict[st
     for i, (_, block) in enumerate(blocks):
         tensors |= prefixed(f"blocks.{i}", block)
     return config, tensors
-
-
-def load_keras_discriminator(h5_path: str | Path, model_json: str | Path | None = None) -> Discriminator:
-    """An official Keras discriminator (full-model ``.h5``, or weights-only ``.h5`` + model JSON) in eval mode."""
-    config, tensors = match_discriminator(read_keras(h5_path, model_json))
-    discriminator = Discriminator(config)
-    discriminator.load_weights(tensors, source=h5_path)
-    return discriminator.eval()

@@ -14,7 +14,6 @@ off the layers, and every layer the walk does not reach is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from torch import Tensor
 
@@ -27,10 +26,9 @@ from facedancer.keras import (
     input_shape,
     norm_weights,
     prefixed,
-    read_keras,
     sublayers,
 )
-from facedancer.nn import Generator, GeneratorConfig
+from facedancer.nn import GeneratorConfig
 
 WHAT = "a FaceDancer generator"
 
@@ -303,11 +301,3 @@ def _check_resampling(m: Matcher, bottleneck: Block, downs: list[Block], up: Blo
     ups = [s.up.resample for s in stages]
     if not ups or ups[-1] or not all(ups[:-1]):
         raise m.fail("its decoder stages do not each double the resolution up to a same-size output stage")
-
-
-def load_keras_generator(h5_path: str | Path, model_json: str | Path | None = None) -> Generator:
-    """An official Keras generator (full-model ``.h5``, or weights-only ``.h5`` + model JSON) in eval mode."""
-    config, tensors = match_generator(read_keras(h5_path, model_json))
-    generator = Generator(config)
-    generator.load_weights(tensors, source=h5_path)
-    return generator.eval()

@@ -20,8 +20,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from facedancer.nn import weights_digest as digest  # noqa: F401  (re-exported: the replica check)
-
 
 @dataclass(frozen=True)
 class World:

@@ -31,7 +31,7 @@ from facedancer.device import rank_device
 from facedancer.errors import CheckpointError, ConfigError, TrainingError
 from facedancer.identity import IdentityEncoder, load_encoder, load_model_encoder
 from facedancer.io.failures import reason
-from facedancer.nn import Discriminator, Generator
+from facedancer.nn import Discriminator, Generator, weights_digest
 from facedancer.nn.pretrained import WEIGHTS_NAME, Pretrained, read_meta
 from facedancer.presets import Preset
 from facedancer.train import checkpoint, distributed, loop
@@ -284,7 +284,7 @@ class Trainer:
 
     def check_replicas(self) -> list[str]:
         """Digest of G and D on every rank; a :class:`TrainingError` if any rank differs."""
-        mine = distributed.digest(self.generator) + distributed.digest(self.discriminator)
+        mine = weights_digest(self.generator) + weights_digest(self.discriminator)
         digests = distributed.gather(mine, self.world)
         if len(set(digests)) > 1:
             raise TrainingError(f"data-parallel replicas drifted apart at step {self.step}: {digests}")
