@@ -34,11 +34,11 @@ from rich.table import Table
 from _common import SHARED
 from facedancer.faces import YuNetDetector
 from facedancer.faces.align import align
-from facedancer.identity import from_uint8, load_encoder
+from facedancer.identity import from_uint8
 from facedancer.io import read_image
 from facedancer.nn import Generator
 from facedancer.presets import load_preset
-from facedancer.swap import FaceSwapper
+from facedancer.swap import FaceMatcher, FaceSwapper
 from facedancer.swap.backends import BF16_MIN_PSNR, installed, psnr
 
 PATHS = {"openvino-bf16": ("openvino", "bf16"), "eager-bf16": ("eager", "bf16"), "compile-bf16": ("compile", "bf16")}
@@ -64,13 +64,11 @@ def main() -> None:
     args = parser.parse_args()
 
     console = Console(width=150)
-    detector, encoder = YuNetDetector(), load_encoder("sface")
+    detector, matcher = YuNetDetector(), FaceMatcher()
 
     def identity(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        crop, _ = align(image, landmarks, encoder.input_size)
-        with torch.inference_mode():
-            z = encoder(from_uint8(crop))[0].numpy()
-        return z / np.linalg.norm(z)
+        """The unit SFace embedding of the one face at ``landmarks`` (5, 2)."""
+        return matcher.embed(image, landmarks[None])[0]
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model

@@ -4,7 +4,7 @@ from PIL import Image
 
 from facedancer.errors import InputError, OutputError
 from facedancer.io import ProvenanceLabel, decode_image, read_image, read_label, write_image
-from facedancer.io.formats import media_kind
+from facedancer.io.formats import media_kind, output_suffix
 from support import png_with_size
 
 LABEL = ProvenanceLabel(model="facedancer-lite", note="test")
@@ -122,6 +122,20 @@ def test_media_kind_by_suffix():
     assert media_kind("a/b.JPG") == "image" and media_kind("x.webp") == "image"
     assert media_kind("clip.MP4") == "video" and media_kind("loop.gif") == "video"
     assert media_kind("notes.txt") is None
+
+
+def test_output_suffix_is_the_own_suffix_else_the_kinds_fallback(tmp_path):
+    """One rule for the CLI's folders and the web UI: an animated PNG is written as an animated WebP."""
+    frames = [Image.new("RGB", (32, 24), (40 * i, 90, 200)) for i in range(3)]
+    for name in ("anim.png", "anim.webp"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    frames[0].save(tmp_path / "still.png")
+    assert output_suffix(tmp_path / "anim.png") == ".webp" and output_suffix(tmp_path / "anim.webp") == ".webp"
+    assert output_suffix(tmp_path / "still.png") == ".png" and output_suffix("a/photo.JPG") == ".JPG"
+    assert output_suffix("photo.bmp") == ".png" and output_suffix("photo.TIFF") == ".png"
+    assert output_suffix("clip.avi") == ".mp4" and output_suffix("clip.webm") == ".webm"
+    assert output_suffix("notes.txt") == ".txt"
+    assert output_suffix(tmp_path / "still.png", "video") == ".webp"  # a kind already known is not looked up
 
 
 def test_decode_image_reads_bytes_as_read_image_reads_files(tmp_path, photo, rgb):

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from starlette.testclient import TestClient
 
 from facedancer.io import VideoReader, read_image, read_label
+from facedancer.swap.files import folder_plan
 from facedancer.ui import create_app
 
 from .conftest import BAD_UPLOAD_MESSAGES
@@ -97,6 +99,25 @@ def test_video_job_reports_progress_and_writes_a_labelled_video(client, pair, cl
     with VideoReader(out) as reader:
         assert sum(1 for _ in reader) == 6
     assert read_label(out).model == "classical"
+
+
+def test_an_animated_png_is_written_as_the_cli_writes_it(client, pair, tmp_path):
+    """An animated PNG is a video that PNG cannot hold: an animated WebP, as a folder swap writes it."""
+    still = Image.open(pair[1]).convert("RGB")
+    anim = tmp_path / "in" / "anim.png"
+    anim.parent.mkdir()
+    still.save(anim, save_all=True, append_images=[still.rotate(i) for i in (1, 2)], duration=80, loop=0)
+    job = client.post(
+        "/api/jobs", files=files(("source", pair[0], None), ("target", anim, None)), data={"model": "classical"}
+    ).json()
+    assert job["kind"] == "video" and job["progress"]["total"] == 3
+    job = finish(client, job)
+    assert job["state"] == "done" and job["filename"] == "anim-swapped.webp", job
+    assert folder_plan(anim.parent, tmp_path / "out") == [(anim, tmp_path / "out" / "anim.webp")]
+    out = tmp_path / job["filename"]
+    out.write_bytes(client.get(job["result"]).content)
+    with Image.open(out) as result:
+        assert result.format == "WEBP" and result.n_frames == 3
 
 
 def test_generator_model_with_precision(client, random_model, pair):

@@ -91,7 +91,6 @@ def swap(
     ] = False,
 ) -> None:
     """Swap the source face onto faces in TARGET and write OUT (labelled as synthetic media)."""
-    from facedancer.device import resolve_device
     from facedancer.faces import BlendConfig
     from facedancer.io import media_kind
     from facedancer.swap import FaceSwapper, Selection
@@ -102,7 +101,6 @@ def swap(
     if max_frames is not None and not target.is_dir() and media_kind(target) == "image":
         raise ConfigError(f"--max-frames applies to videos; {target} is a photo")
     check_outputs(target, output, [*sources, *references])  # before any work: never overwrite an input
-    resolve_device(device)
     _show_backend_messages()
     swapper = FaceSwapper.from_pretrained(
         model,

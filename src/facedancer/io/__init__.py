@@ -6,6 +6,7 @@ from facedancer.io.formats import (
     VIDEO_OUTPUT_SUFFIXES,
     VIDEO_SUFFIXES,
     media_kind,
+    output_suffix,
 )
 from facedancer.io.image import DEFAULT_MAX_PIXELS, decode_image, read_image, write_image
 from facedancer.io.provenance import (
@@ -33,6 +34,7 @@ __all__ = [
     "VideoWriter",
     "decode_image",
     "media_kind",
+    "output_suffix",
     "read_image",
     "read_label",
     "transcode",

@@ -51,3 +51,18 @@ def media_kind(path: str | os.PathLike[str]) -> Literal["image", "video"] | None
     if suffix in VIDEO_SUFFIXES:
         return "video"
     return None
+
+
+def output_suffix(path: str | os.PathLike[str], kind: Literal["image", "video"] | None = None) -> str:
+    """The suffix a swap of ``path`` is written under, so that the CLI's folders and the web UI agree: its
+    own when facedancer writes its kind there (``kind``: its :func:`media_kind`, when already known), else
+    its kind's fallback (``photo.bmp`` -> ``.png``, ``clip.avi`` -> ``.mp4``, an animated PNG -> ``.webp``).
+    A file of no known kind keeps its suffix."""
+    suffix = Path(path).suffix
+    kind = kind or media_kind(path)
+    if kind is None:
+        return suffix
+    if suffix.lower() in (IMAGE_OUTPUT_SUFFIXES if kind == "image" else VIDEO_OUTPUT_SUFFIXES):
+        return suffix
+    animation = kind == "video" and suffix.lower() in IMAGE_SUFFIXES
+    return FALLBACK_OUTPUT_SUFFIX["animation" if animation else kind]

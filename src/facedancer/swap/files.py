@@ -9,8 +9,7 @@ from pathlib import Path
 
 from facedancer.atomic import overwritten_input
 from facedancer.errors import InputError, OutputError
-from facedancer.io import IMAGE_OUTPUT_SUFFIXES, IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, media_kind
-from facedancer.io.formats import FALLBACK_OUTPUT_SUFFIX
+from facedancer.io import IMAGE_OUTPUT_SUFFIXES, IMAGE_SUFFIXES, VIDEO_OUTPUT_SUFFIXES, output_suffix
 
 
 @dataclass
@@ -24,20 +23,18 @@ class FolderReport:
 def folder_plan(target: Path, output: Path) -> list[tuple[Path, Path]]:
     """(input, output) for every file under the folder ``target``, mirrored under ``output``.
 
-    An input whose suffix cannot be written gets the fallback suffix of its kind (``photo.bmp`` ->
-    ``photo.png``), or its whole name plus that suffix (``photo.bmp.png``) where the short name is taken.
+    An input whose suffix cannot be written gets the fallback suffix of its kind (``photo.bmp`` -> ``photo.png``:
+    :func:`~facedancer.io.formats.output_suffix`), or its whole name plus that suffix (``photo.bmp.png``) where
+    the short name is taken.
     """
     files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
     plan, fallback = [], set()
     for path in files:
         rel = path.relative_to(target)
-        kind = media_kind(path)
-        writable = IMAGE_OUTPUT_SUFFIXES if kind == "image" else VIDEO_OUTPUT_SUFFIXES
-        if kind is None or path.suffix.lower() in writable:
+        suffix = output_suffix(path)
+        if suffix == path.suffix:
             plan.append((path, output / rel))
             continue
-        animation = kind == "video" and path.suffix.lower() in IMAGE_SUFFIXES
-        suffix = FALLBACK_OUTPUT_SUFFIX["animation" if animation else kind]
         plan.append((path, output / rel.with_suffix(suffix)))
         fallback.add(path)
     taken = defaultdict(int)

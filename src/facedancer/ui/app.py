@@ -180,7 +180,6 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.jobs = jobs
-    app.state.choices = choices
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
     return app
 

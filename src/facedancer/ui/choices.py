@@ -34,10 +34,17 @@ class ModelChoice:
 
 def model_choices(folders: Sequence[Path] = ()) -> dict[str, ModelChoice]:
     """Bundled models, then every model directory in ``folders`` (a model directory, or a folder of
-    them), then classical. Names stay unique: a second ``name`` becomes ``name-2``."""
+    them), then classical. Names stay unique: a second ``name`` becomes ``name-2``.
+
+    A directory is offered once however often it is named (``dir/m`` and ``dir``, a symlink): jobs run
+    one at a time per name, so two names for one loaded model would let two threads use it at once."""
     choices = {name: ModelChoice(name, str(path), "bundled") for name, path in bundled_models().items()}
+    seen = {Path(c.spec).resolve() for c in choices.values()}
     for folder in folders:
         for path in _model_directories(Path(folder)):
+            if path.resolve() in seen:
+                continue
+            seen.add(path.resolve())
             name, n = path.name, 1
             while name in choices or name == CLASSICAL:
                 n += 1

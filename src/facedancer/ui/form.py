@@ -18,15 +18,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from facedancer.errors import ConfigError, InputError
 from facedancer.faces import MASK_KINDS, BlendConfig
-from facedancer.io import (
-    IMAGE_OUTPUT_SUFFIXES,
-    IMAGE_SUFFIXES,
-    VIDEO_OUTPUT_SUFFIXES,
-    VIDEO_SUFFIXES,
-    VideoReader,
-    media_kind,
-    read_image,
-)
+from facedancer.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, VideoReader, media_kind, output_suffix, read_image
 from facedancer.swap.backends import DTYPES
 from facedancer.ui.choices import ModelChoice
 from facedancer.ui.swapping import SwapOptions
@@ -42,20 +34,14 @@ class Uploads:
     sources: list[Path] = field(default_factory=list)
     references: list[Path] = field(default_factory=list)
     target: Path | None = None
+    #: the target's media kind, found once when it is saved (telling an animation takes opening the file)
+    kind: Literal["image", "video"] = "image"
     names: dict[Path, str] = field(default_factory=dict)
 
-    @property
-    def kind(self) -> Literal["image", "video"]:
-        assert self.target is not None
-        return "video" if media_kind(self.target) == "video" else "image"
-
     def output(self) -> Path:
-        """Where the result goes: the target's own format when facedancer writes it, else PNG / MP4."""
+        """Where the result goes: the suffix the CLI would write (its own, else its kind's fallback)."""
         assert self.target is not None
-        suffix = self.target.suffix
-        if self.kind == "image":
-            return self.target.with_name("result" + (suffix if suffix in IMAGE_OUTPUT_SUFFIXES else ".png"))
-        return self.target.with_name("result" + (suffix if suffix in VIDEO_OUTPUT_SUFFIXES else ".mp4"))
+        return self.target.with_name("result" + output_suffix(self.target, self.kind))
 
 
 def parse_options(form: FormData, choices: dict[str, ModelChoice], default_model: str) -> SwapOptions:
@@ -96,6 +82,7 @@ def save_uploads(form: FormData, folder: Path) -> Uploads:
             known = ", ".join(sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES))
             raise InputError(f"cannot swap {name}: unsupported file type {suffix!r} (use {known})")
         uploads.target = _save(targets[0], folder / f"target{suffix}", "target", uploads.names)
+        uploads.kind = "video" if media_kind(uploads.target) == "video" else "image"
     return uploads
 
 

@@ -12,8 +12,8 @@ import torch
 
 from facedancer.faces import BlendConfig
 from facedancer.io import DEFAULT_MAX_PIXELS
-from facedancer.swap import DEFAULT_THRESHOLD, CropSwapper, FaceSwapper, Selection, SwapReport
-from facedancer.swap.models import Precision, load_crop_swapper
+from facedancer.swap import DEFAULT_THRESHOLD, FaceSwapper, Selection, SwapReport
+from facedancer.swap.models import Precision
 from facedancer.swap.select import SelectionMode
 from facedancer.ui.choices import ModelChoice
 
@@ -32,26 +32,38 @@ class SwapOptions:
 
 
 class Swappers:
-    """Loaded models by (model, precision): loading a generator takes seconds, a job should not wait for it.
+    """Loaded swappers by (model, precision): a generator takes seconds to load, the SFace matcher of a
+    reference job ~0.2 s, the detector ~20 ms; a job should not wait for any of them again.
 
-    Each model's jobs run one at a time (:class:`~facedancer.ui.jobs.JobQueue`), so a model is never
-    used by two threads at once; the lock only guards the dictionary.
+    Each model's jobs run one at a time on its own worker (:class:`~facedancer.ui.jobs.JobQueue`, one
+    name per model: :func:`~facedancer.ui.choices.model_choices`), so a swapper is never used by two
+    threads at once and a job may set its own options on it. A model loads under its own lock, so a slow
+    load delays only that model's jobs; the shared lock only guards the dictionaries.
     """
 
     def __init__(self, device: str | torch.device = "cpu", max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
         self.device = device
         self.max_pixels = max_pixels
-        self._loaded: dict[tuple[str, str | None], CropSwapper] = {}
+        self._loaded: dict[tuple[str, str | None], FaceSwapper] = {}
+        self._loading: dict[tuple[str, str | None], threading.Lock] = {}
         self._lock = threading.Lock()
 
     def face_swapper(self, options: SwapOptions) -> FaceSwapper:
+        """The model's swapper, loaded on its first job, set to this job's blend."""
         precision = options.precision if options.model.has_precision else None
         key = (options.model.spec, precision)
         with self._lock:
-            if key not in self._loaded:
-                self._loaded[key] = load_crop_swapper(options.model.spec, self.device, precision or "auto")
-            crop_swapper = self._loaded[key]
-        return FaceSwapper(crop_swapper, blend=options.blend, max_pixels=self.max_pixels)
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            swapper = self._loaded.get(key)
+            if swapper is None:
+                swapper = FaceSwapper.from_pretrained(
+                    options.model.spec, device=self.device, precision=precision or "auto", max_pixels=self.max_pixels
+                )
+                with self._lock:
+                    self._loaded[key] = swapper
+        swapper.blend = options.blend
+        return swapper
 
     def swap(
         self,
